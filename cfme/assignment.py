@@ -1,0 +1,116 @@
+"""Sparse assignments of entities to codebook rows: METIS init and least-squares updates.
+
+An assignment with k nonzeros per row is stored as ``index [n, k]`` (int64) and
+``value [n, k]`` (float32).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from cfme.graph import TrainingGraph
+
+
+def partition(graph: TrainingGraph, num_parts: int, seed: int, method: str = "metis") -> np.ndarray:
+    """Part id ``[N]`` of every entity: METIS on the training graph, or uniform random.
+
+    ``method="random"`` is only used when asked for in config (``*.partition=random``).
+    """
+    n = graph.num_nodes
+    if method == "random":
+        return np.random.default_rng(seed).integers(num_parts, size=n)
+    if method != "metis":
+        raise ValueError(f"partition method must be 'metis' or 'random', got {method!r}")
+    try:
+        import pymetis
+    except ImportError as err:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            "METIS partitioning needs pymetis: `pip install pymetis` (or "
+            "`pip install -e .`, which depends on it). To use a uniform random partition "
+            "instead, set model.coarse.net.partition=random (and model.fine.net.partition)."
+        ) from err
+    xadj, adjncy = graph.partition_input()
+    if num_parts == 1:
+        return np.zeros(n, dtype=np.int64)
+    result = pymetis.part_graph(num_parts, xadj=xadj, adjncy=adjncy,
+                                options=pymetis.Options(seed=seed))
+    return np.asarray(result.vertex_part, dtype=np.int64)
+
+
+def coarse_init(parts: np.ndarray, num_coarse: int, t: int, anchor_weight: float,
+                seed: int) -> tuple[Tensor, Tensor]:
+    """Initial S: ``anchor_weight`` on the own part, ``(1 - w)/(t - 1)`` on t-1 other parts.
+
+    The other parts are distinct, drawn uniformly at random. With t = 1, weight 1.
+    Returns ``(index [N, t], value [N, t])``.
+    """
+    n = parts.shape[0]
+    rng = np.random.default_rng(seed)
+    index = np.empty((n, t), dtype=np.int64)
+    index[:, 0] = parts
+    if t > 1:
+        # distinct parts != own: sample from {0..c-2} without replacement, then skip own.
+        others = _distinct_draws(rng, n, num_coarse - 1, t - 1)
+        index[:, 1:] = others + (others >= parts[:, None])
+        value = np.full((n, t), (1.0 - anchor_weight) / (t - 1), dtype=np.float32)
+        value[:, 0] = anchor_weight
+    else:
+        value = np.ones((n, 1), dtype=np.float32)
+    return torch.from_numpy(index), torch.from_numpy(value)
+
+
+def _distinct_draws(rng: np.random.Generator, n: int, high: int, k: int) -> np.ndarray:
+    """``[n, k]`` draws from ``0..high-1``, distinct within each row."""
+    out = rng.integers(high, size=(n, k))
+    while True:
+        dup = np.zeros(out.shape, dtype=bool)
+        for c in range(1, k):
+            dup[:, c] = (out[:, :c] == out[:, c : c + 1]).any(axis=1)
+        if not dup.any():
+            return out
+        out[dup] = rng.integers(high, size=int(dup.sum()))
+
+
+def top_k_rows(x: Tensor, k: int) -> tuple[Tensor, Tensor]:
+    """The k largest values of each row of ``x [n, c]`` with their columns (values kept)."""
+    value, index = torch.topk(x, k, dim=1)
+    return index, value
+
+
+def least_squares(h_entities: Tensor, h_virtual: Tensor) -> Tensor:
+    """``H_N pinv(H_V)``: ``[n, d] x [v, d] -> [n, v]``, each entity as a mix of virtual rows."""
+    return h_entities @ torch.linalg.pinv(h_virtual)
+
+
+def coarse_update(h_entities: Tensor, h_coarse: Tensor, t: int) -> tuple[Tensor, Tensor]:
+    """S <- top_t_rows(H_N pinv(H_C))."""
+    return top_k_rows(least_squares(h_entities, h_coarse), t)
+
+
+def fine_init(s_index: Tensor, s_value: Tensor, parts: np.ndarray, num_coarse: int,
+              num_fine: int, k: int) -> tuple[Tensor, Tensor]:
+    """Initial T: top_k_rows(softmax_rows(S^T P)) with P the METIS affinity ``[N, m]``.
+
+    P has 0.5 on the entity's own part and 0.5/(m - 1) on every other part; S^T P is
+    formed without materializing P.
+    """
+    n, t = s_index.shape
+    own = 0.5 if num_fine > 1 else 1.0
+    other = 0.5 / (num_fine - 1) if num_fine > 1 else 0.0
+    rows = s_index.reshape(-1)
+    vals = s_value.reshape(-1).double()
+    part = torch.as_tensor(parts, dtype=torch.long).repeat_interleave(t)
+    st_p = torch.zeros(num_coarse, num_fine, dtype=torch.float64)
+    st_p.index_put_((rows, part), vals * (own - other), accumulate=True)
+    col_sum = torch.zeros(num_coarse, dtype=torch.float64).index_add_(0, rows, vals)
+    st_p += other * col_sum[:, None]
+    return top_k_rows(torch.softmax(st_p, dim=1).float(), k)
+
+
+def fine_update(h_entities: Tensor, h_coarse: Tensor, h_fine: Tensor, k: int):
+    """T <- top_k_rows(softmax_rows(A1^T A2)), A1 = H_N pinv(H_C), A2 = H_N pinv(H_F)."""
+    a1 = least_squares(h_entities, h_coarse)
+    a2 = least_squares(h_entities, h_fine)
+    return top_k_rows(torch.softmax(a1.T @ a2, dim=1), k)

@@ -1,0 +1,149 @@
+"""LightningDataModule: interactions, the training graph, triplet batches, ranking batches."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from cfme.data.datasets import RawSplit, load_split
+from cfme.data.sampler import EpochTriplets, TripletSampler
+from cfme.data.split import validation_split
+from cfme.data.synthetic import generate_synthetic
+from cfme.graph import TrainingGraph
+
+log = logging.getLogger(__name__)
+
+
+class CSRPairs:
+    """Per-user item lists ``[num_users + 1]`` indptr, ``[nnz]`` indices (sorted per user)."""
+
+    def __init__(self, users: np.ndarray, items: np.ndarray, num_users: int):
+        order = np.lexsort((items, users))
+        self.indices = items[order].astype(np.int64)
+        self.indptr = np.zeros(num_users + 1, dtype=np.int64)
+        np.cumsum(np.bincount(users, minlength=num_users), out=self.indptr[1:])
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def degree(self) -> np.ndarray:
+        return np.diff(self.indptr)
+
+    def rows(self, users: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """COO ``(local_row, item)`` of the given users' items, local row = position in ``users``."""
+        starts, ends = self.indptr[users], self.indptr[users + 1]
+        counts = ends - starts
+        local = np.repeat(np.arange(len(users)), counts)
+        offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+        return torch.from_numpy(local), torch.from_numpy(self.indices[np.repeat(starts, counts) + offsets])
+
+
+class RankingBatches(Dataset):
+    """Chunks of users for full ranking; each item is a dict with
+
+    ``users [B]``, ``mask_index [2, *]`` (training items to exclude) and
+    ``label_index [2, *]`` (relevant items), rows local to the chunk.
+    """
+
+    def __init__(self, users: np.ndarray, train: CSRPairs, relevant: CSRPairs, chunk: int):
+        self.users, self.train, self.relevant, self.chunk = users, train, relevant, chunk
+
+    def __len__(self) -> int:
+        return -(-len(self.users) // self.chunk)
+
+    def __getitem__(self, k: int) -> dict:
+        users = self.users[k * self.chunk:(k + 1) * self.chunk]
+        return {
+            "users": torch.from_numpy(users),
+            "mask_index": torch.stack(self.train.rows(users)),
+            "label_index": torch.stack(self.relevant.rows(users)),
+        }
+
+
+class InteractionDataModule(L.LightningDataModule):
+    """Reads a dataset, splits validation off test, builds Â and samples triplets.
+
+    Args:
+        name: ``gowalla``, ``amazon-book``, ``yelp2018``, ``yelp2020``, ``custom`` or
+            ``synthetic``.
+        root: directory of datasets (``<root>/<name>/{train,test}.txt``; for ``custom``
+            the directory holding the two files). Relative paths are resolved against
+            the working directory.
+        cache_dir: where parsed binaries are cached (never the data directory).
+        download: fetch a known dataset's absent files.
+        synthetic: generator arguments for ``name=synthetic``.
+        split_seed: seed of the validation/test split.
+        sample_seed: seed of the triplet sampler.
+        n_neg: negatives per drawn user.
+        batch_size: triplets per training step.
+        eval_chunk: users per ranking chunk (memory: ``eval_chunk x num_items`` floats).
+        layers: the dataset's customary LightGCN depth (``backbone=lightgcn`` reads it).
+    """
+
+    def __init__(self, name: str = "synthetic", root: str = "../shared/data",
+                 cache_dir: str | None = None, download: bool = True,
+                 synthetic: dict | None = None, split_seed: int = 2024, sample_seed: int = 0,
+                 n_neg: int = 5, batch_size: int = 8192, eval_chunk: int = 2048,
+                 layers: int = 3):
+        super().__init__()
+        self.name, self.root, self.cache_dir, self.download = name, root, cache_dir, download
+        self.synthetic = dict(synthetic or {})
+        self.split_seed, self.sample_seed = split_seed, sample_seed
+        self.n_neg, self.batch_size, self.eval_chunk = n_neg, batch_size, eval_chunk
+        self.layers = layers
+        self.raw: RawSplit | None = None
+
+    def prepare_data(self) -> None:
+        self._load()
+
+    def _load(self) -> RawSplit:
+        if self.raw is None:
+            if self.name == "synthetic":
+                self.raw = generate_synthetic(**self.synthetic)
+            else:
+                self.raw = load_split(self.name, os.path.abspath(os.path.expanduser(self.root)),
+                                      self.cache_dir, self.download)
+        return self.raw
+
+    def setup(self, stage: str | None = None) -> None:
+        if hasattr(self, "graph"):
+            return
+        raw = self._load()
+        self.num_users, self.num_items = raw.num_users, raw.num_items
+        self.train = CSRPairs(raw.train_users, raw.train_items, raw.num_users)
+        is_val = validation_split(raw.test_users, self.split_seed)
+        self.val = CSRPairs(raw.test_users[is_val], raw.test_items[is_val], raw.num_users)
+        self.test = CSRPairs(raw.test_users[~is_val], raw.test_items[~is_val], raw.num_users)
+        self.graph = TrainingGraph.from_interactions(raw.train_users, raw.train_items,
+                                                     raw.num_users, raw.num_items)
+        self.sampler = TripletSampler(self.train.indptr, self.train.indices, raw.num_items,
+                                      self.n_neg)
+        self.triplets = EpochTriplets(self.sampler, self.batch_size, self.sample_seed)
+        log.info("%s: %d users, %d items, %d train / %d val / %d test interactions", self.name,
+                 self.num_users, self.num_items, len(self.train), len(self.val), len(self.test))
+
+    def stats(self) -> dict:
+        return {"num_users": self.num_users, "num_items": self.num_items,
+                "num_train": len(self.train), "num_val": len(self.val), "num_test": len(self.test)}
+
+    def set_batch_size(self, batch_size: int) -> None:
+        self.batch_size = self.triplets.batch_size = batch_size
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(self.triplets, batch_size=None)
+
+    def _ranking(self, relevant: CSRPairs) -> DataLoader:
+        users = np.flatnonzero(relevant.degree() > 0)
+        return DataLoader(RankingBatches(users, self.train, relevant, self.eval_chunk),
+                          batch_size=None)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._ranking(self.val)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._ranking(self.test)

@@ -1,0 +1,203 @@
+"""Run a model's stages (full | coarse | coarse then fine) and collect its results."""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import os
+import time
+
+import lightning as L
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from cfme.callbacks import PhaseSchedule
+from cfme.memory import memory_report
+from cfme.module import UPDATE_FREQUENCIES, RecommenderModule
+
+log = logging.getLogger(__name__)
+
+
+def load_stage_state(path: str, datamodule) -> dict:
+    """Stage-1 state (codebook, S, bias) from a checkpoint file or a run directory.
+
+    A run directory is searched for ``checkpoints/coarse-update-best.ckpt`` (else the
+    fixed phase's). Refuses checkpoints of another dataset or size.
+    """
+    path = os.path.abspath(os.path.expanduser(path))
+    if os.path.isdir(path):
+        for phase in ("update", "fixed"):
+            candidate = os.path.join(path, "checkpoints", f"coarse-{phase}-best.ckpt")
+            if os.path.isfile(candidate):
+                path = candidate
+                break
+        else:
+            raise FileNotFoundError(f"model.init_from={path}: no checkpoints/coarse-*-best.ckpt "
+                                    f"in that run directory")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"model.init_from={path}: no such checkpoint")
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    meta = ckpt.get("cfme", {})
+    if meta.get("stage") != "coarse":
+        raise ValueError(f"model.init_from={path}: not a stage-1 (coarse) checkpoint "
+                         f"(stage={meta.get('stage')!r})")
+    want = {"dataset": datamodule.name, "num_users": datamodule.num_users,
+            "num_items": datamodule.num_items}
+    got = {k: meta.get(k) for k in want}
+    if got != want:
+        raise ValueError(f"model.init_from={path}: checkpoint is of {got}, this run is {want}")
+    state = ckpt["state_dict"]
+    return {"codebook": state["net.codebook"], "s_index": state["net.s_index"],
+            "s_value": state["net.s_value"], "bias": state.get("net.bias")}
+
+
+def coarse_state_of(net) -> dict:
+    return {"codebook": net.codebook.detach(), "s_index": net.s_index, "s_value": net.s_value,
+            "bias": None if net.bias is None else net.bias.detach()}
+
+
+def _numeric(d: dict) -> dict:
+    return {k: v for k, v in d.items() if isinstance(v, (int, float))}
+
+
+def check_settings(cfg: DictConfig) -> None:
+    """Refuse contradictory settings before any data is read or training starts."""
+    model = cfg.model
+    problems = []
+    stages = list(model.stages)
+    if "coarse" in stages:
+        net = model.coarse.net
+        if not 1 <= net.t <= net.num_coarse:
+            problems.append(f"model.coarse.net.t={net.t} (sparsity.t) must be between 1 and "
+                            f"num_coarse={net.num_coarse} (budget.num_coarse)")
+        if not 0 <= net.anchor_weight <= 1:
+            problems.append(f"model.coarse.net.anchor_weight={net.anchor_weight} must be in [0, 1]")
+    if "fine" in stages:
+        net = model.fine.net
+        if not 1 <= net.k <= net.num_fine:
+            problems.append(f"model.fine.net.k={net.k} (sparsity.k) must be between 1 and "
+                            f"num_fine={net.num_fine} (budget.num_fine)")
+        if not 1 <= net.k_pca <= net.dim:
+            problems.append(f"model.fine.net.k_pca={net.k_pca} must be between 1 and "
+                            f"dim={net.dim} (model.dim)")
+        if not 0 <= net.bridge <= 1:
+            problems.append(f"model.fine.net.bridge={net.bridge} (g) must be in [0, 1]")
+        if net.soft_threshold < 0:
+            problems.append(f"model.fine.net.soft_threshold={net.soft_threshold} (λ, "
+                            f"sparsity.soft_threshold) must be >= 0")
+    for stage in stages:
+        scfg = model[stage]
+        update = scfg.get("update") or {}
+        if update.get("frequency", "every_epoch") not in UPDATE_FREQUENCIES:
+            problems.append(f"model.{stage}.update.frequency={update.get('frequency')!r} must "
+                            f"be one of {', '.join(UPDATE_FREQUENCIES)}")
+        for key in ("batch_size", "patience", "max_epochs"):
+            if scfg[key] < 1:
+                problems.append(f"model.{stage}.{key}={scfg[key]} must be >= 1")
+        if scfg.lr <= 0:
+            problems.append(f"model.{stage}.lr={scfg.lr} must be > 0")
+    if problems:
+        raise ValueError("invalid settings:\n  " + "\n  ".join(problems))
+
+
+def train(cfg: DictConfig, run_dir: str) -> dict:
+    """Train every stage of ``cfg.model`` and write ``metrics.json`` into ``run_dir``.
+
+    Returns the metrics dict.
+    """
+    check_settings(cfg)
+    start = time.perf_counter()
+    L.seed_everything(cfg.seed, workers=True)
+    torch.set_num_threads(cfg.get("threads") or torch.get_num_threads())
+    os.makedirs(run_dir, exist_ok=True)
+    with open(os.path.join(run_dir, "config.yaml"), "w") as fh:
+        fh.write(OmegaConf.to_yaml(cfg, resolve=True))
+
+    datamodule = instantiate(cfg.data)
+    datamodule.prepare_data()
+    datamodule.setup()
+    setup_s = time.perf_counter() - start
+    meta = {"dataset": datamodule.name, "num_users": datamodule.num_users,
+            "num_items": datamodule.num_items}
+
+    logger = instantiate(cfg.logger) if cfg.get("logger") else None
+    if logger is not None:
+        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+
+    stages = list(cfg.model.stages)
+    coarse_state = None
+    if cfg.model.get("init_from"):
+        coarse_state = load_stage_state(cfg.model.init_from, datamodule)
+        stages = [s for s in stages if s != "coarse"]
+        if not stages:
+            raise ValueError("model.init_from is set but the model has no stage after 'coarse'")
+
+    results: dict = {"data": datamodule.stats(), "stages": {}, "time": {"setup_s": setup_s}}
+    for stage in stages:
+        scfg = cfg.model[stage]
+        extra = {"graph": datamodule.graph}
+        if stage == "fine":
+            extra["coarse"] = coarse_state
+        t0 = time.perf_counter()
+        net = instantiate(scfg.net, _partial_=True)(**extra)
+        init_s = time.perf_counter() - t0
+        module = RecommenderModule(
+            net, lr=scfg.lr, reg=cfg.model.reg, ks=cfg.eval.ks,
+            update_frequency=scfg.get("update", {}).get("frequency", "every_epoch"),
+            update_every=scfg.get("update", {}).get("every", 1), stage=stage, meta=meta,
+            topk_path=os.path.join(run_dir, f"topk_test_{stage}.npz") if cfg.eval.save_topk else None)
+        datamodule.set_batch_size(scfg.batch_size)
+        schedule = PhaseSchedule(net.phases, os.path.join(run_dir, "checkpoints"), stage,
+                                 monitor=cfg.eval.monitor, patience=scfg.patience)
+        trainer = instantiate(cfg.trainer, logger=logger if logger is not None else False,
+                              callbacks=[schedule], max_epochs=scfg.max_epochs)
+        t0 = time.perf_counter()
+        trainer.fit(module, datamodule=datamodule)
+        fit_s = time.perf_counter() - t0
+        if schedule.result_path is None:
+            raise RuntimeError(f"stage {stage}: no validation ran; lower trainer "
+                               f"check_val_every_n_epoch (eval.every) or raise max_epochs")
+        outcome = copy.deepcopy(schedule.state_dict())  # test() restores callback state
+        t0 = time.perf_counter()
+        test = trainer.test(module, datamodule=datamodule, ckpt_path=schedule.result_path,
+                            weights_only=False)[0]
+        test_s = time.perf_counter() - t0
+        schedule.load_state_dict(outcome)
+        memory = memory_report(net)
+        if stage == "coarse":
+            coarse_state = coarse_state_of(net)
+        val_s = sum(module.val_seconds)
+        results["stages"][stage] = {
+            "val": schedule.result_metrics,
+            "test": {k: v for k, v in test.items() if k.startswith("test/")},
+            "memory": memory,
+            "phases": {p: schedule.best_metrics.get(p, {}).get("epoch") for p in net.phases},
+            "epochs": trainer.current_epoch,
+            "checkpoint": schedule.result_path,
+            "history": schedule.history,
+            "assign_updates": module.assign_updates,
+            "time": {"init_s": init_s, "fit_s": fit_s, "val_s": val_s,
+                     "train_s": fit_s - val_s, "test_s": test_s,
+                     "val_pass_s": val_s / max(1, len(module.val_seconds))},
+        }
+        if logger is not None:
+            logger.log_metrics({f"{stage}/{k}": v for k, v in _numeric(memory).items()})
+
+    last = results["stages"][stages[-1]]
+    results.update({"val": last["val"], "test": last["test"], "memory": last["memory"]})
+    results["time"].update({
+        "fit_s": sum(s["time"]["fit_s"] for s in results["stages"].values()),
+        "val_s": sum(s["time"]["val_s"] for s in results["stages"].values()),
+        "test_s": sum(s["time"]["test_s"] for s in results["stages"].values()),
+        "total_s": time.perf_counter() - start,
+    })
+    if logger is not None:
+        logger.log_metrics({**_numeric(last["memory"]),
+                            **{f"time/{k}": v for k, v in results["time"].items()}})
+        logger.finalize("success")
+    with open(os.path.join(run_dir, "metrics.json"), "w") as fh:
+        json.dump(results, fh, indent=2)
+    log.info("test: %s", json.dumps(results["test"]))
+    return results

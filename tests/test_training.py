@@ -1,0 +1,159 @@
+"""Training end to end: CLI runs, learnability, checkpoint reload, stage-2 from a stage-1 run."""
+
+import json
+import os
+import subprocess
+import sys
+
+import lightning as L
+import numpy as np
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import open_dict
+
+from cfme.data import InteractionDataModule
+from cfme.embeddings import CoarseMetaEmbedding
+from cfme.metrics import RankingEvaluator
+from cfme.module import RecommenderModule
+from cfme.train import train
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = [
+    "data.synthetic.num_users=150", "data.synthetic.num_items=200",
+    "data.synthetic.num_clusters=5", "budget=tiny", "model.dim=16", "eval.every=1",
+    "logger=csv",
+]
+TINY_COARSE = ["model.coarse.patience=1", "model.coarse.max_epochs=4"]
+TINY_FINE = ["model.fine.patience=1", "model.fine.max_epochs=4", "model.fine.net.k_pca=8"]
+
+
+def run_cli(args, run_dir, check=True):
+    env = dict(os.environ, WANDB_SILENT="true", WANDB_MODE="offline")
+    proc = subprocess.run([sys.executable, "-m", "cfme.run", *args, f"hydra.run.dir={run_dir}"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    if check:
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def compose_cfg(overrides, run_dir):
+    with initialize_config_dir(config_dir=os.path.join(ROOT, "conf"), version_base="1.3"):
+        cfg = compose("config", overrides=[*overrides, f"hydra.run.dir={run_dir}"],
+                      return_hydra_config=True)
+    cfg.hydra.runtime.output_dir = str(run_dir)
+    HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        del cfg["hydra"]
+    return cfg
+
+
+def test_cfme_end_to_end_cli(tmp_path):
+    run_cli(["model=cfme", *TINY, *TINY_COARSE, *TINY_FINE, "eval.save_topk=true"], tmp_path)
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert set(metrics["stages"]) == {"coarse", "fine"}
+    for k in (5, 10, 20, 50):
+        assert 0.0 <= metrics["test"][f"test/recall@{k}"] <= 1.0
+        assert 0.0 <= metrics["test"][f"test/ndcg@{k}"] <= 1.0
+    assert metrics["test"]["test/recall@50"] >= metrics["test"]["test/recall@5"]
+    assert "val/ndcg@5" in metrics["val"]
+    mem = metrics["memory"]
+    assert mem["memory/coarse_codebook_params"] == 16 * 16
+    assert mem["memory/T_indices_params"] == 16 * 4
+    assert 0 < mem["memory/ratio_to_full"] < 1
+    for key in ("setup_s", "fit_s", "val_s", "test_s", "total_s"):
+        assert metrics["time"][key] >= 0
+    assert os.path.isfile(metrics["stages"]["coarse"]["checkpoint"])
+    assert (tmp_path / "config.yaml").is_file()
+    top = np.load(tmp_path / "topk_test_fine.npz")
+    assert top["items"].shape[1] == 50 and len(top["users"]) == top["items"].shape[0]
+    history = metrics["stages"]["coarse"]["history"]
+    assert {h["phase"] for h in history} == {"fixed", "update"}
+    assert metrics["stages"]["coarse"]["assign_updates"] >= 1
+
+
+def test_full_mf_cli_with_wandb_offline(tmp_path):
+    run_cli(["model=full", "backbone=mf", *TINY, "logger=wandb", "model.full.max_epochs=2",
+             "model.full.patience=1"], tmp_path)
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert set(metrics["stages"]) == {"full"}
+    assert metrics["memory"]["memory/ratio_to_full"] == 1.0
+    assert any((tmp_path / "wandb").iterdir())
+
+
+def test_stage_two_from_stage_one_run_and_refusals(tmp_path):
+    stage1 = tmp_path / "s1"
+    run_cli(["model=legcf", *TINY, *TINY_COARSE], stage1)
+    stage2 = tmp_path / "s2"
+    run_cli(["model=cfme", *TINY, *TINY_COARSE, *TINY_FINE, f"model.init_from={stage1}"], stage2)
+    metrics = json.loads((stage2 / "metrics.json").read_text())
+    assert set(metrics["stages"]) == {"fine"}
+    s1 = torch.load(json.loads((stage1 / "metrics.json").read_text())["stages"]["coarse"]
+                    ["checkpoint"], weights_only=False)["state_dict"]
+    s2 = torch.load(metrics["stages"]["fine"]["checkpoint"], weights_only=False)["state_dict"]
+    assert torch.equal(s1["net.codebook"], s2["net.codebook"])  # C and S bit-identical
+    assert torch.equal(s1["net.s_index"], s2["net.s_index"])
+    assert torch.equal(s1["net.s_value"], s2["net.s_value"])
+    # a stage-1 run of another dataset size is refused before training
+    bad = run_cli(["model=cfme", *TINY, *TINY_COARSE, *TINY_FINE, "data.synthetic.num_users=160",
+                   f"model.init_from={stage1}"], tmp_path / "s3", check=False)
+    assert bad.returncode != 0 and "model.init_from" in bad.stderr
+
+
+@pytest.mark.parametrize("override, setting", [
+    ("sparsity.t=20", "t=20"), ("sparsity.k=9", "k=9"), ("model.fine.net.k_pca=99", "k_pca"),
+    ("model.fine.net.bridge=1.5", "bridge"), ("sparsity.soft_threshold=-1", "soft_threshold"),
+])
+def test_contradictory_settings_refused_before_training(tmp_path, override, setting):
+    proc = run_cli(["model=cfme", *TINY, *TINY_COARSE, *TINY_FINE, override], tmp_path, check=False)
+    assert proc.returncode != 0
+    assert setting in proc.stderr
+    assert "invalid settings" in proc.stderr
+    assert not (tmp_path / "checkpoints").exists()  # refused before any training
+
+
+def test_stage1_checkpoint_reload_gives_identical_validation(tmp_path):
+    L.seed_everything(0)
+    dm = InteractionDataModule("synthetic", synthetic=dict(num_users=150, num_items=200,
+                                                           num_clusters=5), batch_size=2048)
+    dm.setup()
+    net = CoarseMetaEmbedding(dm.graph, dim=16, num_layers=2, num_coarse=8, t=2)
+    module = RecommenderModule(net, lr=1e-2, stage="coarse")
+    module.enter_phase("update")
+    trainer = L.Trainer(max_epochs=2, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, inference_mode=False, num_sanity_val_steps=0)
+    trainer.fit(module, dm)
+    assert module.assign_updates == 2
+    path = tmp_path / "s1.ckpt"
+    trainer.save_checkpoint(path)
+    before = trainer.validate(module, dm, verbose=False)[0]
+    fresh = RecommenderModule(CoarseMetaEmbedding(dm.graph, dim=16, num_layers=2, num_coarse=8,
+                                                  t=2, seed=5), stage="coarse")
+    after = L.Trainer(logger=False, enable_progress_bar=False, inference_mode=False).validate(
+        fresh, dm, ckpt_path=path, verbose=False, weights_only=False)[0]
+    before = {k: v for k, v in before.items() if k.startswith("val/")}
+    assert before and before == {k: v for k, v in after.items() if k.startswith("val/")}
+    assert torch.equal(fresh.net.s_index, net.s_index)
+    assert fresh.phase == "update"
+
+
+def popularity_metrics(dm):
+    popularity = torch.from_numpy(np.bincount(dm.train.indices, minlength=dm.num_items)).float()
+    ev = RankingEvaluator((20,))
+    for batch in dm.test_dataloader():
+        scores = popularity.repeat(len(batch["users"]), 1)
+        ev.update(scores, batch["mask_index"], batch["label_index"])
+    return ev.compute()
+
+
+@pytest.mark.slow
+def test_lightgcn_beats_popularity_on_synthetic(tmp_path):
+    cfg = compose_cfg(["model=full", "logger=none", "model.dim=32", "model.full.lr=0.01",
+                       "model.full.max_epochs=15", "eval.every=5"], tmp_path)
+    results = train(cfg, str(tmp_path))
+    dm = InteractionDataModule("synthetic", synthetic=dict(cfg.data.synthetic))
+    dm.setup()
+    pop = popularity_metrics(dm)
+    assert results["test"]["test/recall@20"] > 1.5 * pop["recall@20"], (results["test"], pop)
+    assert results["test"]["test/ndcg@20"] > 1.5 * pop["ndcg@20"], (results["test"], pop)
