@@ -75,13 +75,14 @@ class RecommenderModule(L.LightningModule):
     def training_step(self, batch, batch_idx: int):
         users, pos, neg = batch
         h, ego = self.net()
-        nu = self.net.num_users
-        h_u = h[users]
-        pos_score = self.net.score(h_u, h[pos + nu], users, pos)
-        neg_score = self.net.score(h_u, h[neg + nu], users, neg)
+        nu, size = self.net.num_users, users.shape[0]
+        # one gather per tensor: index_select's backward is a single index_add into [N, d]
+        index = torch.cat([users, pos + nu, neg + nu])
+        h_u, h_i, h_j = h.index_select(0, index).split(size)
+        pos_score = self.net.score(h_u, h_i, users, pos)
+        neg_score = self.net.score(h_u, h_j, users, neg)
         bpr = F.softplus(neg_score - pos_score).mean()
-        l2 = (ego[users].pow(2).sum() + ego[pos + nu].pow(2).sum()
-              + ego[neg + nu].pow(2).sum()) / users.shape[0]
+        l2 = ego.index_select(0, index).pow(2).sum() / size
         loss = bpr + self.reg * l2
         if batch_idx == 0 and self._update_due():
             start = time.perf_counter()
@@ -138,10 +139,15 @@ class RecommenderModule(L.LightningModule):
         self._end_eval("test")
         self.test_seconds = time.perf_counter() - self._t0
         if self.topk_path and self._topk:
+            users = np.concatenate([u for u, _ in self._topk])
+            items = np.concatenate([t for _, t in self._topk])
+            dm = getattr(self.trainer, "datamodule", None)
+            if dm is not None and hasattr(dm, "user_ids"):  # back to the files' ids
+                users = dm.user_ids[users]
+                items = np.where(items < len(dm.item_ids),
+                                 dm.item_ids[np.minimum(items, len(dm.item_ids) - 1)], -1)
             os.makedirs(os.path.dirname(self.topk_path) or ".", exist_ok=True)
-            np.savez_compressed(self.topk_path,
-                                users=np.concatenate([u for u, _ in self._topk]),
-                                items=np.concatenate([t for _, t in self._topk]))
+            np.savez_compressed(self.topk_path, users=users, items=items)
 
     # -- checkpoints --------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict) -> None:

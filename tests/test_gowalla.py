@@ -73,9 +73,9 @@ def test_validation_test_split(dm, raw):
         if per_user[u]:
             assert expected_val[u] == max(1, math.ceil(per_user[u] / 3))
 
-    val_deg, test_deg = dm.val.degree(), dm.test.degree()
-    np.testing.assert_array_equal(val_deg, expected_val)
-    np.testing.assert_array_equal(test_deg, expected_test)
+    val_deg, test_deg = dm.val.degree(), dm.test.degree()  # internal (reordered) user ids
+    np.testing.assert_array_equal(val_deg, expected_val[dm.user_ids])
+    np.testing.assert_array_equal(test_deg, expected_test[dm.user_ids])
     total_val, total_test = int(expected_val.sum()), int(expected_test.sum())
     print(f"gowalla split: {total_val} validation + {total_test} test = {total_val + total_test}")
     assert len(dm.val) == total_val and len(dm.test) == total_test
@@ -83,9 +83,10 @@ def test_validation_test_split(dm, raw):
 
     # validation and test of each user partition that user's test items
     test_pairs = set(zip(raw.test_users.tolist(), raw.test_items.tolist(), strict=True))
-    val_users = np.repeat(np.arange(USERS), val_deg)
-    test_users = np.repeat(np.arange(USERS), test_deg)
-    val_pairs = set(zip(val_users.tolist(), dm.val.indices.tolist(), strict=True))
-    rest_pairs = set(zip(test_users.tolist(), dm.test.indices.tolist(), strict=True))
+    val_users = dm.user_ids[np.repeat(np.arange(USERS), val_deg)]  # back to the files' ids
+    test_users = dm.user_ids[np.repeat(np.arange(USERS), test_deg)]
+    val_pairs = set(zip(val_users.tolist(), dm.item_ids[dm.val.indices].tolist(), strict=True))
+    rest_pairs = set(zip(test_users.tolist(), dm.item_ids[dm.test.indices].tolist(),
+                         strict=True))
     assert not val_pairs & rest_pairs
     assert val_pairs | rest_pairs == test_pairs

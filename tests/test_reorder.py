@@ -1,0 +1,28 @@
+"""Internal RCM relabeling changes ids only: same pairs, same split, same graph up to permutation."""
+
+import numpy as np
+
+from cfme.data import InteractionDataModule
+
+
+def pairs(csr, user_ids, item_ids):
+    users = np.repeat(np.arange(len(csr.indptr) - 1), csr.degree())
+    return set(zip(user_ids[users].tolist(), item_ids[csr.indices].tolist(), strict=True))
+
+
+def test_reorder_keeps_pairs_and_split():
+    kw = dict(name="synthetic", synthetic=dict(num_users=300, num_items=400, seed=1))
+    a = InteractionDataModule(reorder=True, **kw)
+    b = InteractionDataModule(reorder=False, **kw)
+    a.setup()
+    b.setup()
+    assert not np.array_equal(a.user_ids, np.arange(300))  # really relabeled
+    assert sorted(a.user_ids) == list(range(300)) and sorted(a.item_ids) == list(range(400))
+    for part in ("train", "val", "test"):
+        assert pairs(getattr(a, part), a.user_ids, a.item_ids) == \
+            pairs(getattr(b, part), b.user_ids, b.item_ids)
+    # Â of one is Â of the other under the node permutation
+    perm = np.concatenate([a.user_ids, a.item_ids + 300])
+    dense_a = a.graph.adjacency().to_dense().numpy()
+    dense_b = b.graph.adjacency().to_dense().numpy()
+    np.testing.assert_allclose(dense_a, dense_b[np.ix_(perm, perm)], atol=1e-6)
