@@ -1,8 +1,9 @@
 """LightGCN-style propagation as one autograd node whose backward reuses the graph.
 
 The output is the layer mean ``(1 / (L + 1)) Σ_l M^l H⁰`` for a per-layer linear map M,
-evaluated by Horner's rule (``acc ← H⁰ + M acc``, L times). Its gradient is ``(1 / (L + 1)) Σ_l (Mᵀ)^l G``, evaluated by Horner's rule
-(``acc ← G + Mᵀ acc``, L times) with no intermediate layer kept for backward. For
+evaluated by Horner's rule (``acc ← H⁰ + M acc``, L times). Its gradient is
+``(1 / (L + 1)) Σ_l (Mᵀ)^l G``, evaluated the same way (``acc ← G + Mᵀ acc``), with no
+intermediate layer kept for backward. For
 plain LightGCN M = Ĝ is symmetric, so Mᵀ is one more sparse-dense product with the
 same CSR matrix: no transpose is built, nothing is stored per step. The bridged map
 of CFME's stage 2 is Ĝ₂ followed by small corrections through S and T (see
