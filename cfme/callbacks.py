@@ -19,7 +19,8 @@ class PhaseSchedule(Callback):
     as ``<dirpath>/<stage>-<phase>-best.ckpt``. After ``patience`` validations without
     improvement the next phase begins (continuing from the current model, as the authors'
     code does); after the last phase training stops. The stage's result is the best
-    checkpoint of the last phase entered.
+    checkpoint of the last phase entered (of the one before, if training ended before the
+    last phase validated).
     """
 
     def __init__(self, phases, dirpath: str, stage: str, monitor: str = "val/ndcg@5",
@@ -37,13 +38,21 @@ class PhaseSchedule(Callback):
     def phase(self) -> str:
         return self.phases[self.phase_index]
 
+    def _result_phase(self) -> str | None:
+        """The last phase entered that has a best checkpoint (training may end right after a
+        phase change, before that phase validated)."""
+        done = [p for p in self.phases[:self.phase_index + 1] if p in self.best_paths]
+        return done[-1] if done else None
+
     @property
     def result_path(self) -> str | None:
-        return self.best_paths.get(self.phase)
+        phase = self._result_phase()
+        return None if phase is None else self.best_paths[phase]
 
     @property
     def result_metrics(self) -> dict:
-        return self.best_metrics.get(self.phase, {})
+        phase = self._result_phase()
+        return {} if phase is None else {"phase": phase, **self.best_metrics[phase]}
 
     def on_validation_end(self, trainer, pl_module) -> None:
         if trainer.sanity_checking:

@@ -95,7 +95,10 @@ def test_every_option_composes_and_resolves(group, option, tmp_path):
         assert node[group]["name"] == option
     for key in ("data", "model", "trainer", "backbone", "budget", "sparsity", "eval", "paths"):
         assert key in node, key
-    assert node["name"] == f"{node['model']['name']}-{node['data']['name']}"
+    if group == "experiment":
+        assert node["name"] == option  # presets name their runs
+    else:
+        assert node["name"] == f"{node['model']['name']}-{node['data']['name']}"
     OmegaConf.to_yaml(cfg.hydra)  # the hydra node itself must be valid
 
 
@@ -111,7 +114,8 @@ def test_data_instantiates(option, tmp_path):
     assert dm.n_neg == 5 and dm.split_seed == 2024 and dm.sample_seed == cfg.seed
     assert list(tmp_path.iterdir()) == []
     expected_layers = {"amazon-book": 4}.get(option, 3)  # SPEC: L per dataset
-    assert dm.layers == expected_layers
+    assert cfg.dataset.layers == expected_layers
+    assert cfg.backbone.num_layers == expected_layers  # backbone=lightgcn reads the dataset's L
 
 
 def test_synthetic_datamodule_sets_up(tmp_path):
@@ -128,7 +132,7 @@ def test_synthetic_datamodule_sets_up(tmp_path):
 @pytest.mark.parametrize("option", options("trainer"))
 def test_trainer_instantiates(option, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    cfg = load([f"trainer={option}"], tmp_path)
+    cfg = load([f"trainer={option}", "data=gowalla"], tmp_path)
     node = resolved(cfg)["trainer"]
     assert node["_target_"] == "lightning.Trainer"
     assert node["check_val_every_n_epoch"] == cfg.eval.every == 5

@@ -82,7 +82,6 @@ class InteractionDataModule(L.LightningDataModule):
         n_neg: negatives per drawn user.
         batch_size: triplets per training step.
         eval_chunk: users per ranking chunk (memory: ``eval_chunk x num_items`` floats).
-        layers: the dataset's customary LightGCN depth (``backbone=lightgcn`` reads it).
         reorder: relabel users and items internally in reverse Cuthill-McKee order of the
             training graph (users stay before items). Metrics are unchanged; sparse
             propagation reads memory far more locally (about 1/3 faster on gowalla).
@@ -93,13 +92,13 @@ class InteractionDataModule(L.LightningDataModule):
                  cache_dir: str | None = None, download: bool = True,
                  synthetic: dict | None = None, split_seed: int = 2024, sample_seed: int = 0,
                  n_neg: int = 5, batch_size: int = 8192, eval_chunk: int = 2048,
-                 layers: int = 3, reorder: bool = True):
+                 reorder: bool = True):
         super().__init__()
         self.name, self.root, self.cache_dir, self.download = name, root, cache_dir, download
         self.synthetic = dict(synthetic or {})
         self.split_seed, self.sample_seed = split_seed, sample_seed
         self.n_neg, self.batch_size, self.eval_chunk = n_neg, batch_size, eval_chunk
-        self.layers, self.reorder = layers, reorder
+        self.reorder = reorder
         self.raw: RawSplit | None = None
 
     def prepare_data(self) -> None:
