@@ -40,6 +40,23 @@ def timed(fn, repeats: int, warmup: int) -> float:
     return statistics.median(times)
 
 
+def _status_kb(field: str) -> int:
+    with open("/proc/self/status") as fh:
+        return next(int(line.split()[1]) for line in fh if line.startswith(field))
+
+
+def extra_peak_mb(fn) -> float | None:
+    """Peak resident memory ``fn()`` adds over what the process held before (Linux only)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")  # reset the peak (VmHWM) to the current RSS
+        before = _status_kb("VmRSS:")
+        fn()
+        return (_status_kb("VmHWM:") - before) / 1024
+    except (OSError, StopIteration):
+        return None
+
+
 def module_step(module: RecommenderModule, batch, optimizer, clip: float):
     """One real training step: forward, BPR + L2, backward, value clipping, Adam."""
     def step():
@@ -174,6 +191,7 @@ def run_bench(cfg: DictConfig) -> dict:
             module._eval_step({k: v.to(device) for k, v in chunk.items()})
         return module.evaluator.compute()
     out["val_pass_s"] = timed(val_pass, max(1, rep // 2), 0)
+    out["val_extra_mb"] = extra_peak_mb(val_pass)
 
     if b.pyg:
         out["pyg_step_s"] = timed(pyg_step(graph, dim, layers, batch, device), max(1, rep // 2), 1)

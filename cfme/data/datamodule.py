@@ -81,7 +81,9 @@ class InteractionDataModule(L.LightningDataModule):
         sample_seed: seed of the triplet sampler.
         n_neg: negatives per drawn user.
         batch_size: triplets per training step.
-        eval_chunk: users per ranking chunk (memory: ``eval_chunk x num_items`` floats).
+        eval_chunk: most users per ranking chunk.
+        eval_memory_mb: cap on one chunk's score matrix (``chunk x num_items`` fp32); the
+            chunk shrinks to fit it (2048 users on gowalla, 1465 on amazon-book at 512 MiB).
         reorder: relabel users and items internally in reverse Cuthill-McKee order of the
             training graph (users stay before items). Metrics are unchanged; sparse
             propagation reads memory far more locally (about 1/3 faster on gowalla).
@@ -92,12 +94,14 @@ class InteractionDataModule(L.LightningDataModule):
                  cache_dir: str | None = None, download: bool = True,
                  synthetic: dict | None = None, split_seed: int = 2024, sample_seed: int = 0,
                  n_neg: int = 5, batch_size: int = 8192, eval_chunk: int = 2048,
+                 eval_memory_mb: int = 512,
                  reorder: bool = True):
         super().__init__()
         self.name, self.root, self.cache_dir, self.download = name, root, cache_dir, download
         self.synthetic = dict(synthetic or {})
         self.split_seed, self.sample_seed = split_seed, sample_seed
         self.n_neg, self.batch_size, self.eval_chunk = n_neg, batch_size, eval_chunk
+        self.eval_memory_mb = eval_memory_mb
         self.reorder = reorder
         self.raw: RawSplit | None = None
 
@@ -147,8 +151,13 @@ class InteractionDataModule(L.LightningDataModule):
 
     def _ranking(self, relevant: CSRPairs) -> DataLoader:
         users = np.flatnonzero(relevant.degree() > 0)
-        return DataLoader(RankingBatches(users, self.train, relevant, self.eval_chunk),
+        return DataLoader(RankingBatches(users, self.train, relevant, self.ranking_chunk()),
                           batch_size=None)
+
+    def ranking_chunk(self) -> int:
+        """Users per ranking chunk: ``eval_chunk``, or fewer so the scores fit ``eval_memory_mb``."""
+        fit = (self.eval_memory_mb << 20) // (4 * self.num_items)
+        return max(1, min(self.eval_chunk, fit))
 
     def val_dataloader(self) -> DataLoader:
         return self._ranking(self.val)

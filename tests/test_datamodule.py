@@ -1,4 +1,4 @@
-"""Internal RCM relabeling changes ids only: same pairs, same split, same graph up to permutation."""
+"""DataModule: RCM relabeling changes ids only; ranking chunks respect the memory cap."""
 
 import numpy as np
 
@@ -26,3 +26,14 @@ def test_reorder_keeps_pairs_and_split():
     dense_a = a.graph.adjacency().to_dense().numpy()
     dense_b = b.graph.adjacency().to_dense().numpy()
     np.testing.assert_allclose(dense_a, dense_b[np.ix_(perm, perm)], atol=1e-6)
+
+
+def test_ranking_chunk_fits_memory_cap():
+    dm = InteractionDataModule("synthetic", synthetic=dict(num_users=300, num_items=4000),
+                               eval_chunk=2048, eval_memory_mb=1)
+    dm.setup()
+    chunk = dm.ranking_chunk()
+    assert chunk * 4000 * 4 <= 1 << 20 and chunk == (1 << 20) // 16000
+    batches = list(dm.val_dataloader())
+    assert max(len(b["users"]) for b in batches) == chunk
+    assert sum(len(b["users"]) for b in batches) == int((dm.val.degree() > 0).sum())
