@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from cfme.data.datasets import ensure_files, load_split
 from cfme.data.reader import read_adjacency_list
 from cfme.embeddings import CoarseMetaEmbedding, CoarseToFineMetaEmbedding, FullEmbedding
+from cfme.memory import memory_report
 from cfme.module import RecommenderModule
 from cfme.propagation import lightgcn
 from cfme.train import coarse_state_of
@@ -195,6 +196,8 @@ def run_bench(cfg: DictConfig) -> dict:
 
     if b.pyg:
         out["pyg_step_s"] = timed(pyg_step(graph, dim, layers, batch, device), max(1, rep // 2), 1)
+    out["memory"] = {"full": memory_report(FullEmbedding(graph, dim, layers)),
+                     "legcf": memory_report(coarse), "cfme_at_init": memory_report(fine)}
     out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if device.type == "cuda":
         out["peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2**20

@@ -26,7 +26,7 @@ class SymmetricLayer:
         """``h0 + M h``."""
         return torch.addmm(h0, self.adj, h)
 
-    def backward_add(self, grad: Tensor, acc: Tensor) -> Tensor:
+    def backward_add(self, grad: Tensor, acc: Tensor, owned: bool = False) -> Tensor:
         """``grad + Mᵀ acc``."""
         return torch.addmm(grad, self.adj, acc)
 
@@ -56,16 +56,16 @@ class BridgedLayer:
         u = torch.addmm(z_c, self.t[0], z[n + c:] - h0[n + c:], beta=-self.g,
                         alpha=2 * self.g - 1)
         z[n:n + c] += u
-        z[:n] += self.s[0] @ u
+        z[:n].addmm_(self.s[0], u)
         return z
 
-    def backward_add(self, grad: Tensor, acc: Tensor) -> Tensor:
-        """``grad + Mᵀ acc`` with Mᵀ = Ĝ₂ (I + P)ᵀ."""
+    def backward_add(self, grad: Tensor, acc: Tensor, owned: bool = False) -> Tensor:
+        """``grad + Mᵀ acc`` with Mᵀ = Ĝ₂ (I + P)ᵀ; ``acc`` is modified if ``owned``."""
         n, c, _ = self.sizes
         g_u = torch.addmm(acc[n:n + c], self.s[1], acc[:n])  # Sᵀ a_N + a_C
-        a = acc.clone()
+        a = acc if owned else acc.clone()
         a[n:n + c] -= self.g * g_u
-        a[n + c:] += (2 * self.g - 1) * (self.t[1] @ g_u)
+        a[n + c:].addmm_(self.t[1], g_u, alpha=2 * self.g - 1)
         return torch.addmm(grad, self.adj, a)
 
 
@@ -82,8 +82,8 @@ class _Propagate(torch.autograd.Function):
     def backward(ctx, grad: Tensor):
         grad = grad.contiguous()
         acc = grad
-        for _ in range(ctx.num_layers):
-            acc = ctx.layer.backward_add(grad, acc)
+        for layer in range(ctx.num_layers):  # after the first, acc is ours to modify
+            acc = ctx.layer.backward_add(grad, acc, owned=layer > 0)
         return acc / (ctx.num_layers + 1), None, None
 
 
