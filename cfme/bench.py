@@ -1,7 +1,8 @@
 """Speed benchmark of the real code paths: ``python -m cfme.bench data=gowalla``.
 
 Writes ``bench.json`` into the Hydra run directory and prints it. Every timing is the
-median of ``bench.repeats`` runs after ``bench.warmup`` untimed ones, in one process.
+median of ``bench.repeats`` runs after ``bench.warmup`` untimed ones, in one process; the
+training steps (floor, full, legcf, cfme, PyG) are timed round-robin.
 """
 
 from __future__ import annotations
@@ -39,6 +40,20 @@ def timed(fn, repeats: int, warmup: int) -> float:
         fn()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def interleaved(fns: dict, repeats: int, warmup: int) -> dict:
+    """Median wall seconds of each ``fns[name]()``, timed round-robin."""
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    times: dict = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def _status_kb(field: str) -> int:
@@ -137,16 +152,16 @@ def run_bench(cfg: DictConfig) -> dict:
     reg, clip = cfg.model.reg, cfg.trainer.gradient_clip_val
     rep, warm = b.repeats, b.warmup
 
+    def step_of(net):
+        module = RecommenderModule(net, reg=reg).to(device)
+        module.log = lambda *a, **k: None
+        return module, module_step(module, batch, module.configure_optimizers(), clip)
+
     full = FullEmbedding(graph, dim, layers).to(device)
-    opt = torch.optim.Adam(full.parameters(), lr=1e-3)
-    adj = graph.adjacency(device)
-    out["floor_step_s"] = timed(floor_step(adj, full.weight, batch, graph.num_users, layers, opt,
-                                           reg), rep, warm)
-    module = RecommenderModule(full, reg=reg).to(device)
-    module.log = lambda *a, **k: None
-    out["full_step_s"] = timed(module_step(module, batch, module.configure_optimizers(), clip),
-                               rep, warm)
-    del full, module, opt
+    floor_opt = torch.optim.Adam([full.weight], lr=1e-3)
+    steps = {"floor_step_s": floor_step(graph.adjacency(device), full.weight, batch,
+                                        graph.num_users, layers, floor_opt, reg),
+             "full_step_s": step_of(full)[1]}
 
     ccfg = cfg.model.coarse.net
     start = time.perf_counter()
@@ -154,48 +169,39 @@ def run_bench(cfg: DictConfig) -> dict:
                                  ccfg.partition, cfg.seed).to(device)
     coarse.expanded_graph(device)
     out["stage1_init_s"] = time.perf_counter() - start
-    module = RecommenderModule(coarse, reg=reg).to(device)
-    module.log = lambda *a, **k: None
-    out["legcf_step_s"] = timed(module_step(module, batch, module.configure_optimizers(), clip),
-                                rep, warm)
-    with torch.no_grad():
-        h = coarse()[0]
-    def update1():
-        coarse.update_assignment(h)
-        coarse.expanded_graph(device)
-    out["assign_update_s"] = {"stage1": timed(update1, rep, 1)}
+    steps["legcf_step_s"] = step_of(coarse)[1]
 
     fcfg = cfg.model.fine.net
-    def init2():
-        net = CoarseToFineMetaEmbedding(graph, coarse_state_of(coarse), dim, layers,
-                                        fcfg.num_fine, fcfg.k, fcfg.soft_threshold, fcfg.bridge,
-                                        fcfg.k_pca, fcfg.partition, cfg.seed).to(device)
-        net._graphs(device)
-        return net
     start = time.perf_counter()
-    fine = init2()
+    fine = CoarseToFineMetaEmbedding(graph, coarse_state_of(coarse), dim, layers, fcfg.num_fine,
+                                     fcfg.k, fcfg.soft_threshold, fcfg.bridge, fcfg.k_pca,
+                                     fcfg.partition, cfg.seed).to(device)
+    fine._graphs(device)
     out["stage2_init_s"] = time.perf_counter() - start
-    module = RecommenderModule(fine, reg=reg).to(device)
-    module.log = lambda *a, **k: None
-    out["cfme_step_s"] = timed(module_step(module, batch, module.configure_optimizers(), clip),
-                               rep, warm)
+    fine_module, steps["cfme_step_s"] = step_of(fine)
+    if b.pyg:
+        steps["pyg_step_s"] = pyg_step(graph, dim, layers, batch, device)
+    # interleaved: every repetition times each step once, so drifts in machine speed hit
+    # all of them alike and the ratios stay meaningful
+    out.update(interleaved(steps, rep, warm))
+
     with torch.no_grad():
-        h = fine()[0]
+        h1, h2 = coarse()[0], fine()[0]
+    def update1():
+        coarse.update_assignment(h1)
+        coarse.expanded_graph(device)
     def update2():
-        fine.update_assignment(h)
+        fine.update_assignment(h2)
         fine._graphs(device)
-    out["assign_update_s"]["stage2"] = timed(update2, rep, 1)
+    out["assign_update_s"] = {"stage1": timed(update1, rep, 1), "stage2": timed(update2, rep, 1)}
 
     def val_pass():
-        module._start_eval()
+        fine_module._start_eval()
         for chunk in dm.val_dataloader():
-            module._eval_step({k: v.to(device) for k, v in chunk.items()})
-        return module.evaluator.compute()
+            fine_module._eval_step({k: v.to(device) for k, v in chunk.items()})
+        return fine_module.evaluator.compute()
     out["val_pass_s"] = timed(val_pass, max(1, rep // 2), 0)
     out["val_extra_mb"] = extra_peak_mb(val_pass)
-
-    if b.pyg:
-        out["pyg_step_s"] = timed(pyg_step(graph, dim, layers, batch, device), max(1, rep // 2), 1)
     out["memory"] = {"full": memory_report(FullEmbedding(graph, dim, layers)),
                      "legcf": memory_report(coarse), "cfme_at_init": memory_report(fine)}
     out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
