@@ -194,7 +194,7 @@ def test_model_nets(option, tmp_path):
 
 @pytest.mark.parametrize("option", ["legcf", "cfme"])
 def test_spec_defaults(option, tmp_path):
-    cfg = load([f"model={option}"], tmp_path)
+    cfg = load([f"model={option}", "data=gowalla"], tmp_path)
     node = resolved(cfg)
     model = node["model"]
     assert model["dim"] == 128
@@ -240,3 +240,4 @@ def test_overrides_propagate(tmp_path):
     assert node["model"]["fine"]["net"]["seed"] == 7
     assert node["data"]["sample_seed"] == 7
     assert node["name"] == "cfme-gowalla"
+
