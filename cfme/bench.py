@@ -30,14 +30,22 @@ from cfme.propagation import lightgcn
 from cfme.train import coarse_state_of
 
 
+def _sync() -> None:
+    """Wait for queued GPU work, so that wall time covers it (no-op on CPU)."""
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+
+
 def timed(fn, repeats: int, warmup: int) -> float:
     """Median wall seconds of ``fn()``."""
     for _ in range(warmup):
         fn()
     times = []
     for _ in range(repeats):
+        _sync()
         start = time.perf_counter()
         fn()
+        _sync()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
 
@@ -50,8 +58,10 @@ def interleaved(fns: dict, repeats: int, warmup: int) -> dict:
     times: dict = {name: [] for name in fns}
     for _ in range(repeats):
         for name, fn in fns.items():
+            _sync()
             start = time.perf_counter()
             fn()
+            _sync()
             times[name].append(time.perf_counter() - start)
     return {name: statistics.median(t) for name, t in times.items()}
 

@@ -27,6 +27,7 @@ class RecommenderModule(L.LightningModule):
         update_frequency: in the ``update`` phase, when to recompute the assignment:
             ``every_epoch``, ``only_once`` (first epoch of the phase) or
             ``every_k_epochs`` (every ``update_every`` epochs).
+        update_lr: learning rate from the start of the ``update`` phase on (``None``: ``lr``).
         stage: name of the stage (``full``, ``coarse``, ``fine``), kept in checkpoints.
         topk_path: if set, the test pass writes each user's top-K items there (``.npz``).
         meta: facts about the data kept in checkpoints to validate reloads.
@@ -34,16 +35,19 @@ class RecommenderModule(L.LightningModule):
 
     def __init__(self, net: GraphRecommender, lr: float = 1e-3, reg: float = 5e-4,
                  ks=(5, 10, 20, 50), update_frequency: str = "every_epoch",
-                 update_every: int = 1, stage: str = "full", topk_path: str | None = None,
-                 meta: dict | None = None):
+                 update_every: int = 1, update_lr: float | None = None, stage: str = "full",
+                 topk_path: str | None = None, meta: dict | None = None):
         super().__init__()
         if update_frequency not in UPDATE_FREQUENCIES:
             raise ValueError(f"update.frequency={update_frequency!r}: use one of "
                              f"{', '.join(UPDATE_FREQUENCIES)}")
         if update_every < 1:
             raise ValueError(f"update.every={update_every} must be >= 1")
+        if update_lr is not None and update_lr <= 0:
+            raise ValueError(f"update.lr={update_lr} must be > 0 (or null: the stage's lr)")
         self.net, self.lr, self.reg = net, lr, reg
         self.update_frequency, self.update_every = update_frequency, update_every
+        self.update_lr = update_lr
         self.stage, self.topk_path, self.meta = stage, topk_path, dict(meta or {})
         self.phase = net.phases[0]
         self.phase_start_epoch = 0
@@ -61,6 +65,15 @@ class RecommenderModule(L.LightningModule):
     def enter_phase(self, phase: str) -> None:
         self.phase = phase
         self.phase_start_epoch = self.current_epoch + 1
+        if phase == "update" and self.update_lr is not None:
+            for group in self.optimizers().optimizer.param_groups:
+                group["lr"] = self.update_lr
+
+    def on_train_epoch_start(self) -> None:
+        # triplets are drawn from (seed, epoch): a resumed run continues the same sequence
+        dm = getattr(self.trainer, "datamodule", None)
+        if dm is not None and hasattr(dm, "set_epoch"):
+            dm.set_epoch(self.current_epoch)
 
     def _update_due(self) -> bool:
         if self.phase != "update":

@@ -11,6 +11,7 @@ import time
 import lightning as L
 import torch
 from hydra.utils import instantiate
+from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
 from cfme.callbacks import PhaseSchedule
@@ -98,12 +99,31 @@ def check_settings(cfg: DictConfig) -> None:
                 problems.append(f"model.{stage}.{key}={scfg[key]} must be >= 1")
         if scfg.lr <= 0:
             problems.append(f"model.{stage}.lr={scfg.lr} must be > 0")
+        if update.get("lr") is not None and update.get("lr") <= 0:
+            problems.append(f"model.{stage}.update.lr={update.get('lr')} must be > 0 (or null)")
     if problems:
         raise ValueError("invalid settings:\n  " + "\n  ".join(problems))
 
 
-def train(cfg: DictConfig, run_dir: str) -> dict:
+PROGRESS_FILE = "progress.json"
+
+
+def load_resumable(run_dir: str) -> DictConfig:
+    """The resolved config of an earlier run, to continue it with ``resume=<run dir>``."""
+    path = os.path.join(os.path.abspath(os.path.expanduser(run_dir)), "config.yaml")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"resume={run_dir}: no config.yaml there; give the directory "
+                                f"of a run started by `python -m cfme.run`")
+    return OmegaConf.load(path)
+
+
+def train(cfg: DictConfig, run_dir: str, resume: bool = False) -> dict:
     """Train every stage of ``cfg.model`` and write ``metrics.json`` into ``run_dir``.
+
+    Each stage keeps ``checkpoints/<stage>-last.ckpt`` (model, S/T, phase, optimizer,
+    early-stopping state) up to date at every epoch end and records its results in
+    ``progress.json`` when it ends. With ``resume=True`` the run continues in ``run_dir``:
+    finished stages are skipped and the running one restarts from its last epoch.
 
     Returns the metrics dict.
     """
@@ -112,8 +132,15 @@ def train(cfg: DictConfig, run_dir: str) -> dict:
     L.seed_everything(cfg.seed, workers=True)
     torch.set_num_threads(cfg.get("threads") or torch.get_num_threads())
     os.makedirs(run_dir, exist_ok=True)
-    with open(os.path.join(run_dir, "config.yaml"), "w") as fh:
-        fh.write(OmegaConf.to_yaml(cfg, resolve=True))
+    progress_path = os.path.join(run_dir, PROGRESS_FILE)
+    done: dict = {}
+    if resume:
+        if os.path.isfile(progress_path):
+            with open(progress_path) as fh:
+                done = json.load(fh)["stages"]
+    else:
+        with open(os.path.join(run_dir, "config.yaml"), "w") as fh:
+            fh.write(OmegaConf.to_yaml(cfg, resolve=True))
 
     datamodule = instantiate(cfg.data)
     datamodule.prepare_data()
@@ -122,6 +149,13 @@ def train(cfg: DictConfig, run_dir: str) -> dict:
     meta = {"dataset": datamodule.name, "num_users": datamodule.num_users,
             "num_items": datamodule.num_items}
 
+    if resume and cfg.get("logger") and str(cfg.logger.get("_target_", "")).endswith("CSVLogger"):
+        cfg = copy.deepcopy(cfg)  # the earlier part's csv stays; this part logs beside it
+        base = os.path.join(cfg.logger.save_dir, cfg.logger.name)
+        n = 1
+        while os.path.exists(os.path.join(base, f"resume-{n}")):
+            n += 1
+        cfg.logger.version = f"resume-{n}"
     logger = instantiate(cfg.logger) if cfg.get("logger") else None
     if logger is not None:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
@@ -137,6 +171,13 @@ def train(cfg: DictConfig, run_dir: str) -> dict:
     results: dict = {"data": datamodule.stats(), "stages": {}, "time": {"setup_s": setup_s}}
     for stage in stages:
         scfg = cfg.model[stage]
+        if stage in done:  # finished before the resume
+            log.info("resume: stage %s already finished, result %s", stage,
+                     done[stage]["checkpoint"])
+            results["stages"][stage] = done[stage]
+            if stage == "coarse":
+                coarse_state = load_stage_state(done[stage]["checkpoint"], datamodule)
+            continue
         extra = {"graph": datamodule.graph}
         if stage == "fine":
             extra["coarse"] = coarse_state
@@ -146,15 +187,23 @@ def train(cfg: DictConfig, run_dir: str) -> dict:
         module = RecommenderModule(
             net, lr=scfg.lr, reg=cfg.model.reg, ks=cfg.eval.ks,
             update_frequency=scfg.get("update", {}).get("frequency", "every_epoch"),
-            update_every=scfg.get("update", {}).get("every", 1), stage=stage, meta=meta,
+            update_every=scfg.get("update", {}).get("every", 1),
+            update_lr=scfg.get("update", {}).get("lr"), stage=stage, meta=meta,
             topk_path=os.path.join(run_dir, f"topk_test_{stage}.npz") if cfg.eval.save_topk else None)
         datamodule.set_batch_size(scfg.batch_size)
         schedule = PhaseSchedule(net.phases, os.path.join(run_dir, "checkpoints"), stage,
                                  monitor=cfg.eval.monitor, patience=scfg.patience)
+        last = ModelCheckpoint(dirpath=os.path.join(run_dir, "checkpoints"),
+                               filename=f"{stage}-last", save_top_k=1, every_n_epochs=1,
+                               save_on_train_epoch_end=True, enable_version_counter=False)
         trainer = instantiate(cfg.trainer, logger=logger if logger is not None else False,
-                              callbacks=[schedule], max_epochs=scfg.max_epochs)
+                              callbacks=[schedule, last], max_epochs=scfg.max_epochs)
+        last_path = os.path.join(run_dir, "checkpoints", f"{stage}-last.ckpt")
+        resume_from = last_path if resume and os.path.isfile(last_path) else None
+        if resume_from:
+            log.info("resume: stage %s from %s", stage, resume_from)
         t0 = time.perf_counter()
-        trainer.fit(module, datamodule=datamodule)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from, weights_only=False)
         fit_s = time.perf_counter() - t0
         if schedule.result_path is None:
             raise RuntimeError(f"stage {stage}: no validation ran; lower trainer "
@@ -182,6 +231,11 @@ def train(cfg: DictConfig, run_dir: str) -> dict:
                      "train_s": fit_s - val_s, "test_s": test_s,
                      "val_pass_s": val_s / max(1, len(module.val_seconds))},
         }
+        if resume_from:  # times above cover this process only
+            results["stages"][stage]["resumed_from"] = resume_from
+        done[stage] = results["stages"][stage]
+        with open(progress_path, "w") as fh:
+            json.dump({"stages": done}, fh, indent=2)
         if logger is not None:
             logger.log_metrics({f"{stage}/{k}": v for k, v in _numeric(memory).items()})
 

@@ -17,7 +17,7 @@ from cfme.data import InteractionDataModule
 from cfme.embeddings import CoarseMetaEmbedding
 from cfme.metrics import RankingEvaluator
 from cfme.module import RecommenderModule
-from cfme.train import train
+from cfme.train import load_resumable, train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = [
@@ -111,6 +111,46 @@ def test_contradictory_settings_refused_before_training(tmp_path, override, sett
     assert setting in proc.stderr
     assert "invalid settings" in proc.stderr
     assert not (tmp_path / "checkpoints").exists()  # refused before any training
+
+
+@pytest.mark.parametrize("stage, epoch", [("coarse", 2), ("fine", 1)])
+def test_interrupted_run_resumes_to_the_same_result(tmp_path, monkeypatch, stage, epoch):
+    args = ["model=cfme", *TINY, *TINY_COARSE, *TINY_FINE]
+    straight = train(compose_cfg(args, tmp_path / "a"), str(tmp_path / "a"))
+    cut = tmp_path / "b"
+    original = RecommenderModule.on_train_epoch_start
+
+    def power_cut(self):
+        if self.stage == stage and self.current_epoch == epoch:
+            raise RuntimeError("power cut")
+        original(self)
+
+    monkeypatch.setattr(RecommenderModule, "on_train_epoch_start", power_cut)
+    with pytest.raises(RuntimeError, match="power cut"):
+        train(compose_cfg(args, cut), str(cut))
+    assert not (cut / "metrics.json").exists()
+    assert (cut / "checkpoints" / f"{stage}-last.ckpt").exists()
+    monkeypatch.setattr(RecommenderModule, "on_train_epoch_start", original)
+    first_log = (cut / "csv" / "metrics.csv").read_text()
+    resumed = train(load_resumable(str(cut)), str(cut), resume=True)
+    assert (cut / "csv" / "metrics.csv").read_text() == first_log  # nothing overwritten
+    assert (cut / "csv" / "resume-1" / "metrics.csv").exists()
+    # same early-stopping history, same S/T, same metrics as the run that was never cut
+    assert resumed["stages"][stage]["resumed_from"].endswith(f"{stage}-last.ckpt")
+    for name in ("coarse", "fine"):
+        assert resumed["stages"][name]["history"] == straight["stages"][name]["history"]
+    assert resumed["test"] == straight["test"]
+    a = torch.load(straight["stages"]["fine"]["checkpoint"], weights_only=False)["state_dict"]
+    b = torch.load(resumed["stages"]["fine"]["checkpoint"], weights_only=False)["state_dict"]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_resume_refuses_other_overrides(tmp_path):
+    (tmp_path / "config.yaml").write_text("seed: 0\n")
+    proc = run_cli([f"resume={tmp_path}", "model.dim=8"], tmp_path / "new", check=False)
+    assert proc.returncode != 0 and "model.dim=8" in proc.stderr
+    missing = run_cli([f"resume={tmp_path / 'nowhere'}"], tmp_path / "new2", check=False)
+    assert missing.returncode != 0 and "no config.yaml" in missing.stderr
 
 
 def test_stage1_checkpoint_reload_gives_identical_validation(tmp_path):

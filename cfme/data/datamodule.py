@@ -146,6 +146,10 @@ class InteractionDataModule(L.LightningDataModule):
     def set_batch_size(self, batch_size: int) -> None:
         self.batch_size = self.triplets.batch_size = batch_size
 
+    def set_epoch(self, epoch: int) -> None:
+        """Draw the next training pass from ``(sample seed, epoch)``."""
+        self.triplets.epoch = epoch
+
     def train_dataloader(self) -> DataLoader:
         return DataLoader(self.triplets, batch_size=None)
 
