@@ -209,6 +209,9 @@ def test_spec_defaults(option, tmp_path):
     assert coarse["batch_size"] == 8192
     assert coarse["patience"] == 5
     assert coarse["update"]["frequency"] == "every_epoch"
+    assert coarse["update"]["lr"] is None  # the stage's lr in both phases
+    # the authors' per-entity bias, on in the nets of every stage
+    assert model["bias"] is True and coarse["net"]["bias"] is True
     assert node["data"]["n_neg"] == 5
     assert node["eval"]["ks"] == [5, 10, 20, 50]
     assert node["eval"]["monitor"] == "val/ndcg@5"
@@ -226,6 +229,18 @@ def test_spec_defaults(option, tmp_path):
     assert fine["net"]["dim"] == 128
     assert fine["lr"] == pytest.approx(3e-3)
     assert fine["batch_size"] == 32768
+    assert fine["net"]["bias"] is True
+
+
+def test_paper_preset_is_the_published_schedule(tmp_path):
+    node = resolved(load(["experiment=paper_gowalla"], tmp_path))
+    model = node["model"]
+    assert node["data"]["name"] == "gowalla" and model["stages"] == ["coarse", "fine"]
+    assert model["bias"] is True
+    assert (model["coarse"]["batch_size"], model["coarse"]["lr"]) == (8192, pytest.approx(1e-3))
+    assert (model["fine"]["batch_size"], model["fine"]["lr"]) == (32768, pytest.approx(3e-3))
+    assert model["coarse"]["update"] == {"frequency": "every_epoch", "every": 1, "lr": None}
+    assert node["eval"]["every"] == 5 and model["coarse"]["patience"] == 5
 
 
 def test_overrides_propagate(tmp_path):

@@ -145,6 +145,17 @@ def test_interrupted_run_resumes_to_the_same_result(tmp_path, monkeypatch, stage
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_update_phase_learning_rate(tmp_path):
+    args = ["model=legcf", *TINY, *TINY_COARSE, "model.coarse.update.lr=0.0123"]
+    out = train(compose_cfg(args, tmp_path), str(tmp_path))
+    assert out["stages"]["coarse"]["phases"]["update"] is not None  # the update phase ran
+    ckpt = torch.load(tmp_path / "checkpoints" / "coarse-last.ckpt", weights_only=False)
+    assert ckpt["cfme"]["phase"] == "update"
+    assert [g["lr"] for g in ckpt["optimizer_states"][0]["param_groups"]] == [0.0123]
+    fixed = torch.load(tmp_path / "checkpoints" / "coarse-fixed-best.ckpt", weights_only=False)
+    assert [g["lr"] for g in fixed["optimizer_states"][0]["param_groups"]] == [1e-3]
+
+
 def test_resume_refuses_other_overrides(tmp_path):
     (tmp_path / "config.yaml").write_text("seed: 0\n")
     proc = run_cli([f"resume={tmp_path}", "model.dim=8"], tmp_path / "new", check=False)

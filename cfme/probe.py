@@ -1,0 +1,106 @@
+"""Re-solve probe: how validation quality moves at each stage-1 assignment re-solve.
+
+``python -m cfme.probe data=gowalla model.bias=false`` trains stage 1 with S fixed at its
+METIS initialization for ``probe.fixed_steps`` steps (or starts from ``probe.checkpoint``,
+a stage-1 ``.ckpt``), then runs ``probe.cycles`` cycles of: re-solve
+``S <- top_t(H_N pinv(H_C))``, validate, train ``probe.steps`` steps at ``probe.lr``,
+validate. Writes ``probe.json`` (every validation, with the mean S value and mean |C|)
+into its run directory. It isolates what the re-solve itself does to ranking quality from
+what training in between does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import hydra
+import lightning as L
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from cfme.bench import module_step
+from cfme.module import RecommenderModule
+
+
+def _batches(dm, batch_size: int, device):
+    dm.set_batch_size(batch_size)
+    epoch = 0
+    while True:
+        dm.set_epoch(epoch)
+        epoch += 1
+        for batch in dm.train_dataloader():
+            yield tuple(x.to(device) for x in batch)
+
+
+def run_probe(cfg: DictConfig) -> dict:
+    p = cfg.probe
+    if cfg.get("threads"):
+        torch.set_num_threads(cfg.threads)
+    L.seed_everything(cfg.seed)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dm = instantiate(cfg.data)
+    dm.prepare_data()
+    dm.setup()
+    net = instantiate(cfg.model.coarse.net, _partial_=True)(graph=dm.graph)
+    if p.checkpoint:
+        state = torch.load(p.checkpoint, map_location="cpu", weights_only=False)["state_dict"]
+        state = {k[len("net."):]: v for k, v in state.items() if k.startswith("net.")}
+        if ("bias" in state) != (net.bias is not None):
+            raise ValueError(f"probe.checkpoint={p.checkpoint} was trained with model.bias="
+                             f"{'bias' in state}; set model.bias to match")
+        net.s_index, net.s_value = state["s_index"], state["s_value"]
+        net.load_state_dict(state)
+    module = RecommenderModule(net, lr=p.fixed_lr, reg=cfg.model.reg, stage="coarse").to(device)
+    optimizer = module.configure_optimizers()
+
+    def step(batch) -> None:
+        module.log = lambda *a, **k: None  # no trainer around these steps to log to
+        module_step(module, batch, optimizer, cfg.trainer.gradient_clip_val)()
+        del module.log
+    validator = L.Trainer(logger=False, enable_progress_bar=False, enable_checkpointing=False,
+                          inference_mode=False, accelerator=device.type, devices=1)
+    start = time.perf_counter()
+    history = []
+
+    def validate(event: str, steps: int) -> None:
+        metrics = validator.validate(module, datamodule=dm, verbose=False)[0]
+        history.append({"event": event, "steps": steps, "seconds": time.perf_counter() - start,
+                        **{k: v for k, v in metrics.items() if k.startswith("val/")},
+                        "s_value_mean": float(net.s_value.mean()),
+                        "codebook_abs_mean": float(net.codebook.detach().abs().mean())})
+        print(json.dumps(history[-1]), flush=True)
+
+    batches = _batches(dm, p.batch_size, device)
+    for _ in range(p.fixed_steps):
+        step(next(batches))
+    validate("fixed", p.fixed_steps)
+    for group in optimizer.param_groups:
+        group["lr"] = p.lr
+    done = p.fixed_steps
+    for cycle in range(p.cycles):
+        with torch.no_grad():
+            h, _ = net()
+        net.update_assignment(h)
+        validate(f"re-solve {cycle + 1}", done)
+        for _ in range(p.steps):
+            step(next(batches))
+        done += p.steps
+        validate(f"trained after re-solve {cycle + 1}", done)
+    return {"settings": {**OmegaConf.to_container(p), "bias": net.bias is not None,
+                         "data": cfg.data.name}, "history": history}
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+def main(cfg: DictConfig) -> None:
+    out = run_probe(cfg)
+    path = os.path.join(HydraConfig.get().runtime.output_dir, "probe.json")
+    with open(path, "w") as fh:
+        json.dump(out, fh, indent=2)
+
+
+if __name__ == "__main__":
+    main()

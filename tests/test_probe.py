@@ -1,0 +1,45 @@
+"""python -m cfme.probe: validation around each stage-1 re-solve, written to probe.json."""
+
+import json
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = ["data.synthetic.num_users=150", "data.synthetic.num_items=200",
+        "data.synthetic.num_clusters=5", "budget=tiny", "model.dim=16", "probe.batch_size=1024"]
+
+
+def run_probe(args, run_dir):
+    return subprocess.run([sys.executable, "-m", "cfme.probe", *TINY, *args,
+                           f"hydra.run.dir={run_dir}"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+
+
+def test_probe_records_each_resolve(tmp_path):
+    proc = run_probe(["probe.fixed_steps=4", "probe.cycles=2", "probe.steps=3"], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads((tmp_path / "probe.json").read_text())
+    events = [h["event"] for h in out["history"]]
+    assert events == ["fixed", "re-solve 1", "trained after re-solve 1", "re-solve 2",
+                      "trained after re-solve 2"]
+    assert [h["steps"] for h in out["history"]] == [4, 4, 7, 7, 10]
+    # METIS init rows are (w*, 1 - w*): mean 0.5; a least-squares re-solve changes them
+    assert abs(out["history"][0]["s_value_mean"] - 0.5) < 1e-6
+    assert out["history"][1]["s_value_mean"] != out["history"][0]["s_value_mean"]
+    assert all(0 <= h["val/recall@20"] <= 1 for h in out["history"])
+    assert out["settings"]["bias"] is True  # the model default
+
+
+def test_probe_refuses_checkpoint_of_other_bias(tmp_path):
+    run = tmp_path / "run"
+    env = dict(os.environ, WANDB_MODE="offline")
+    train = subprocess.run(
+        [sys.executable, "-m", "cfme.run", "model=legcf", *TINY[:5], "model.coarse.max_epochs=1",
+         "eval.every=1", "logger=none", f"hydra.run.dir={run}"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert train.returncode == 0, train.stderr[-3000:]
+    ckpt = run / "checkpoints" / "coarse-fixed-best.ckpt"
+    proc = run_probe([f"probe.checkpoint={ckpt}", "model.bias=false", "probe.cycles=1",
+                      "probe.steps=1", "probe.fixed_steps=0"], tmp_path / "probe")
+    assert proc.returncode != 0 and "model.bias" in proc.stderr
