@@ -33,6 +33,7 @@ class PhaseSchedule(Callback):
         self.best_paths: dict[str, str] = {}
         self.best_metrics: dict[str, dict] = {}
         self.history: list[dict] = []
+        self.stopped = False
 
     @property
     def phase(self) -> str:
@@ -81,12 +82,18 @@ class PhaseSchedule(Callback):
                 log.info("%s: entering phase '%s' after epoch %d", self.stage, self.phase,
                          trainer.current_epoch)
             else:
-                trainer.should_stop = True
+                trainer.should_stop = self.stopped = True
         if trainer.logger is not None:
             trainer.logger.log_metrics({"phase": self.phase_index}, step=trainer.global_step)
 
+    def on_train_start(self, trainer, pl_module) -> None:
+        # a run resumed after its last phase ended early must not train on
+        if self.stopped:
+            trainer.should_stop = True
+
     def state_dict(self) -> dict:
         return {"phase_index": self.phase_index, "wait": self.wait, "best": self.best,
+                "stopped": self.stopped,
                 "best_paths": self.best_paths, "best_metrics": self.best_metrics,
                 "history": self.history}
 

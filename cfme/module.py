@@ -28,6 +28,8 @@ class RecommenderModule(L.LightningModule):
             ``every_epoch``, ``only_once`` (first epoch of the phase) or
             ``every_k_epochs`` (every ``update_every`` epochs).
         update_lr: learning rate from the start of the ``update`` phase on (``None``: ``lr``).
+        epoch_offset: training pass ``e`` of this stage draws the triplets of pass
+            ``epoch_offset + e`` (a later stage continues the earlier stages' sequence).
         stage: name of the stage (``full``, ``coarse``, ``fine``), kept in checkpoints.
         topk_path: if set, the test pass writes each user's top-K items there (``.npz``).
         meta: facts about the data kept in checkpoints to validate reloads.
@@ -36,7 +38,7 @@ class RecommenderModule(L.LightningModule):
     def __init__(self, net: GraphRecommender, lr: float = 1e-3, reg: float = 5e-4,
                  ks=(5, 10, 20, 50), update_frequency: str = "every_epoch",
                  update_every: int = 1, update_lr: float | None = None, stage: str = "full",
-                 topk_path: str | None = None, meta: dict | None = None):
+                 topk_path: str | None = None, meta: dict | None = None, epoch_offset: int = 0):
         super().__init__()
         if update_frequency not in UPDATE_FREQUENCIES:
             raise ValueError(f"update.frequency={update_frequency!r}: use one of "
@@ -47,7 +49,7 @@ class RecommenderModule(L.LightningModule):
             raise ValueError(f"update.lr={update_lr} must be > 0 (or null: the stage's lr)")
         self.net, self.lr, self.reg = net, lr, reg
         self.update_frequency, self.update_every = update_frequency, update_every
-        self.update_lr = update_lr
+        self.update_lr, self.epoch_offset = update_lr, epoch_offset
         self.stage, self.topk_path, self.meta = stage, topk_path, dict(meta or {})
         self.phase = net.phases[0]
         self.phase_start_epoch = 0
@@ -73,7 +75,7 @@ class RecommenderModule(L.LightningModule):
         # triplets are drawn from (seed, epoch): a resumed run continues the same sequence
         dm = getattr(self.trainer, "datamodule", None)
         if dm is not None and hasattr(dm, "set_epoch"):
-            dm.set_epoch(self.current_epoch)
+            dm.set_epoch(self.epoch_offset + self.current_epoch)
 
     def _update_due(self) -> bool:
         if self.phase != "update":

@@ -1,12 +1,12 @@
 """Re-solve probe: how validation quality moves at each stage-1 assignment re-solve.
 
 ``python -m cfme.probe data=gowalla model.bias=false`` trains stage 1 with S fixed at its
-METIS initialization for ``probe.fixed_steps`` steps (or starts from ``probe.checkpoint``,
-a stage-1 ``.ckpt``), then runs ``probe.cycles`` cycles of: re-solve
-``S <- top_t(H_N pinv(H_C))``, validate, train ``probe.steps`` steps at ``probe.lr``,
-validate. Writes ``probe.json`` (every validation, with the mean S value and mean |C|)
-into its run directory. It isolates what the re-solve itself does to ranking quality from
-what training in between does.
+METIS initialization for ``probe.fixed_steps`` steps (or, instead, starts from
+``probe.checkpoint``, a stage-1 ``.ckpt`` or run directory of the same data), then runs
+``probe.cycles`` cycles of: re-solve ``S <- top_t(H_N pinv(H_C))``, validate, train
+``probe.steps`` steps at ``probe.lr``, validate. Writes ``probe.json`` (every validation,
+with the mean S value and mean |C|) into its run directory. It isolates what the re-solve
+itself does to ranking quality from what training in between does.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from cfme.bench import module_step
 from cfme.module import RecommenderModule
+from cfme.train import load_stage_state
 
 
 def _batches(dm, batch_size: int, device):
@@ -46,14 +47,17 @@ def run_probe(cfg: DictConfig) -> dict:
     dm.prepare_data()
     dm.setup()
     net = instantiate(cfg.model.coarse.net, _partial_=True)(graph=dm.graph)
-    if p.checkpoint:
-        state = torch.load(p.checkpoint, map_location="cpu", weights_only=False)["state_dict"]
-        state = {k[len("net."):]: v for k, v in state.items() if k.startswith("net.")}
-        if ("bias" in state) != (net.bias is not None):
+    if p.checkpoint:  # refuses checkpoints of another dataset or size
+        state = load_stage_state(p.checkpoint, dm, setting="probe.checkpoint")
+        if (state["bias"] is not None) != (net.bias is not None):
             raise ValueError(f"probe.checkpoint={p.checkpoint} was trained with model.bias="
-                             f"{'bias' in state}; set model.bias to match")
+                             f"{state['bias'] is not None}; set model.bias to match")
+        with torch.no_grad():
+            net.codebook.copy_(state["codebook"])
+            if net.bias is not None:
+                net.bias.copy_(state["bias"])
         net.s_index, net.s_value = state["s_index"], state["s_value"]
-        net.load_state_dict(state)
+        net.invalidate_graph()
     module = RecommenderModule(net, lr=p.fixed_lr, reg=cfg.model.reg, stage="coarse").to(device)
     optimizer = module.configure_optimizers()
 
@@ -75,12 +79,13 @@ def run_probe(cfg: DictConfig) -> dict:
         print(json.dumps(history[-1]), flush=True)
 
     batches = _batches(dm, p.batch_size, device)
-    for _ in range(p.fixed_steps):
+    fixed_steps = 0 if p.checkpoint else p.fixed_steps  # a checkpoint replaces the fixed phase
+    for _ in range(fixed_steps):
         step(next(batches))
-    validate("fixed", p.fixed_steps)
+    validate("checkpoint" if p.checkpoint else "fixed", fixed_steps)
     for group in optimizer.param_groups:
         group["lr"] = p.lr
-    done = p.fixed_steps
+    done = fixed_steps
     for cycle in range(p.cycles):
         with torch.no_grad():
             h, _ = net()

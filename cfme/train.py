@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import glob
 import json
 import logging
 import os
@@ -21,7 +22,7 @@ from cfme.module import UPDATE_FREQUENCIES, RecommenderModule
 log = logging.getLogger(__name__)
 
 
-def load_stage_state(path: str, datamodule) -> dict:
+def load_stage_state(path: str, datamodule, setting: str = "model.init_from") -> dict:
     """Stage-1 state (codebook, S, bias) from a checkpoint file or a run directory.
 
     A run directory is searched for ``checkpoints/coarse-update-best.ckpt`` (else the
@@ -35,20 +36,20 @@ def load_stage_state(path: str, datamodule) -> dict:
                 path = candidate
                 break
         else:
-            raise FileNotFoundError(f"model.init_from={path}: no checkpoints/coarse-*-best.ckpt "
+            raise FileNotFoundError(f"{setting}={path}: no checkpoints/coarse-*-best.ckpt "
                                     f"in that run directory")
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"model.init_from={path}: no such checkpoint")
+        raise FileNotFoundError(f"{setting}={path}: no such checkpoint")
     ckpt = torch.load(path, map_location="cpu", weights_only=False)
     meta = ckpt.get("cfme", {})
     if meta.get("stage") != "coarse":
-        raise ValueError(f"model.init_from={path}: not a stage-1 (coarse) checkpoint "
+        raise ValueError(f"{setting}={path}: not a stage-1 (coarse) checkpoint "
                          f"(stage={meta.get('stage')!r})")
     want = {"dataset": datamodule.name, "num_users": datamodule.num_users,
             "num_items": datamodule.num_items}
     got = {k: meta.get(k) for k in want}
     if got != want:
-        raise ValueError(f"model.init_from={path}: checkpoint is of {got}, this run is {want}")
+        raise ValueError(f"{setting}={path}: checkpoint is of {got}, this run is {want}")
     state = ckpt["state_dict"]
     return {"codebook": state["net.codebook"], "s_index": state["net.s_index"],
             "s_value": state["net.s_value"], "bias": state.get("net.bias")}
@@ -117,6 +118,14 @@ def load_resumable(run_dir: str) -> DictConfig:
     return OmegaConf.load(path)
 
 
+def _write_atomic(path: str, text: str) -> None:
+    """Write a temporary file, then rename it: a kill never leaves half a file."""
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+
+
 def train(cfg: DictConfig, run_dir: str, resume: bool = False) -> dict:
     """Train every stage of ``cfg.model`` and write ``metrics.json`` into ``run_dir``.
 
@@ -133,14 +142,29 @@ def train(cfg: DictConfig, run_dir: str, resume: bool = False) -> dict:
     torch.set_num_threads(cfg.get("threads") or torch.get_num_threads())
     os.makedirs(run_dir, exist_ok=True)
     progress_path = os.path.join(run_dir, PROGRESS_FILE)
+    ckpt_dir = os.path.join(run_dir, "checkpoints")
+    lasts = glob.glob(os.path.join(ckpt_dir, "*-last.ckpt"))
+    started = os.path.isfile(progress_path) or bool(lasts)
+    finished = os.path.isfile(os.path.join(run_dir, "metrics.json"))
     done: dict = {}
     if resume:
+        if finished:
+            raise ValueError(f"resume={run_dir}: that run already finished (metrics.json); "
+                             f"nothing to resume")
+        if not started:
+            raise ValueError(f"resume={run_dir}: no progress.json or checkpoints/*-last.ckpt "
+                             f"there, so nothing to continue from; start a new run instead")
         if os.path.isfile(progress_path):
             with open(progress_path) as fh:
                 done = json.load(fh)["stages"]
     else:
-        with open(os.path.join(run_dir, "config.yaml"), "w") as fh:
-            fh.write(OmegaConf.to_yaml(cfg, resolve=True))
+        if finished or started:  # never train over another run's results or checkpoints
+            what = ("a finished run (metrics.json)" if finished else
+                    f"an interrupted run ({PROGRESS_FILE} or checkpoints/*-last.ckpt); continue "
+                    f"it with resume={run_dir}")
+            raise ValueError(f"hydra.run.dir={run_dir} holds {what}; or choose another "
+                             f"hydra.run.dir")
+        _write_atomic(os.path.join(run_dir, "config.yaml"), OmegaConf.to_yaml(cfg, resolve=True))
 
     datamodule = instantiate(cfg.data)
     datamodule.prepare_data()
@@ -176,7 +200,8 @@ def train(cfg: DictConfig, run_dir: str, resume: bool = False) -> dict:
                      done[stage]["checkpoint"])
             results["stages"][stage] = done[stage]
             if stage == "coarse":
-                coarse_state = load_stage_state(done[stage]["checkpoint"], datamodule)
+                coarse_state = load_stage_state(done[stage]["checkpoint"], datamodule,
+                                                setting=f"{PROGRESS_FILE} of resume")
             continue
         extra = {"graph": datamodule.graph}
         if stage == "fine":
@@ -189,16 +214,17 @@ def train(cfg: DictConfig, run_dir: str, resume: bool = False) -> dict:
             update_frequency=scfg.get("update", {}).get("frequency", "every_epoch"),
             update_every=scfg.get("update", {}).get("every", 1),
             update_lr=scfg.get("update", {}).get("lr"), stage=stage, meta=meta,
+            epoch_offset=sum(r["epochs"] for r in results["stages"].values()),
             topk_path=os.path.join(run_dir, f"topk_test_{stage}.npz") if cfg.eval.save_topk else None)
         datamodule.set_batch_size(scfg.batch_size)
         schedule = PhaseSchedule(net.phases, os.path.join(run_dir, "checkpoints"), stage,
                                  monitor=cfg.eval.monitor, patience=scfg.patience)
-        last = ModelCheckpoint(dirpath=os.path.join(run_dir, "checkpoints"),
+        last = ModelCheckpoint(dirpath=ckpt_dir,
                                filename=f"{stage}-last", save_top_k=1, every_n_epochs=1,
                                save_on_train_epoch_end=True, enable_version_counter=False)
         trainer = instantiate(cfg.trainer, logger=logger if logger is not None else False,
                               callbacks=[schedule, last], max_epochs=scfg.max_epochs)
-        last_path = os.path.join(run_dir, "checkpoints", f"{stage}-last.ckpt")
+        last_path = os.path.join(ckpt_dir, f"{stage}-last.ckpt")
         resume_from = last_path if resume and os.path.isfile(last_path) else None
         if resume_from:
             log.info("resume: stage %s from %s", stage, resume_from)
@@ -234,8 +260,7 @@ def train(cfg: DictConfig, run_dir: str, resume: bool = False) -> dict:
         if resume_from:  # times above cover this process only
             results["stages"][stage]["resumed_from"] = resume_from
         done[stage] = results["stages"][stage]
-        with open(progress_path, "w") as fh:
-            json.dump({"stages": done}, fh, indent=2)
+        _write_atomic(progress_path, json.dumps({"stages": done}, indent=2))
         if logger is not None:
             logger.log_metrics({f"{stage}/{k}": v for k, v in _numeric(memory).items()})
 
@@ -251,7 +276,6 @@ def train(cfg: DictConfig, run_dir: str, resume: bool = False) -> dict:
         logger.log_metrics({**_numeric(last["memory"]),
                             **{f"time/{k}": v for k, v in results["time"].items()}})
         logger.finalize("success")
-    with open(os.path.join(run_dir, "metrics.json"), "w") as fh:
-        json.dump(results, fh, indent=2)
+    _write_atomic(os.path.join(run_dir, "metrics.json"), json.dumps(results, indent=2))
     log.info("test: %s", json.dumps(results["test"]))
     return results

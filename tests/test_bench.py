@@ -28,3 +28,6 @@ def test_bench_writes_all_timings(tmp_path):
     mem = out["memory"]
     assert mem["full"]["memory/ratio_to_full"] == 1.0
     assert mem["legcf"]["memory/coarse_codebook_params"] == 16 * 16
+    # the models are timed and counted as configured: the per-entity bias is on by default
+    assert mem["legcf"]["memory/bias_params"] == 150 + 200 + 1
+    assert mem["cfme_at_init"]["memory/bias_params"] == 150 + 200 + 1

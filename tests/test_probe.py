@@ -41,5 +41,16 @@ def test_probe_refuses_checkpoint_of_other_bias(tmp_path):
     assert train.returncode == 0, train.stderr[-3000:]
     ckpt = run / "checkpoints" / "coarse-fixed-best.ckpt"
     proc = run_probe([f"probe.checkpoint={ckpt}", "model.bias=false", "probe.cycles=1",
-                      "probe.steps=1", "probe.fixed_steps=0"], tmp_path / "probe")
+                      "probe.steps=1"], tmp_path / "probe")
     assert proc.returncode != 0 and "model.bias" in proc.stderr
+    other = run_probe([f"probe.checkpoint={ckpt}", "data.synthetic.num_users=160",
+                       "probe.cycles=1", "probe.steps=1"], tmp_path / "other")
+    assert other.returncode != 0 and "probe.checkpoint=" in other.stderr
+    assert "checkpoint is of" in other.stderr
+    # the checkpoint replaces the fixed phase: validation starts from its S (METIS, mean 0.5)
+    ok = run_probe([f"probe.checkpoint={ckpt}", "probe.cycles=1", "probe.steps=1"],
+                   tmp_path / "ok")
+    assert ok.returncode == 0, ok.stderr[-3000:]
+    history = json.loads((tmp_path / "ok" / "probe.json").read_text())["history"]
+    assert [(h["event"], h["steps"]) for h in history] == [
+        ("checkpoint", 0), ("re-solve 1", 0), ("trained after re-solve 1", 1)]

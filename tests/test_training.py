@@ -1,5 +1,6 @@
 """Training end to end: CLI runs, learnability, checkpoint reload, stage-2 from a stage-1 run."""
 
+import csv
 import json
 import os
 import subprocess
@@ -113,36 +114,58 @@ def test_contradictory_settings_refused_before_training(tmp_path, override, sett
     assert not (tmp_path / "checkpoints").exists()  # refused before any training
 
 
-@pytest.mark.parametrize("stage, epoch", [("coarse", 2), ("fine", 1)])
-def test_interrupted_run_resumes_to_the_same_result(tmp_path, monkeypatch, stage, epoch):
-    args = ["model=cfme", *TINY, *TINY_COARSE, *TINY_FINE]
+@pytest.mark.parametrize("stage, hook, epoch", [
+    ("coarse", "on_train_epoch_start", 2),  # mid stage 1
+    ("fine", "on_train_epoch_start", 1),  # mid stage 2, stage 1 finished
+    ("coarse", "on_test_epoch_start", None),  # after stage 1's fit, in its test pass
+])
+def test_interrupted_run_resumes_to_the_same_result(tmp_path, monkeypatch, stage, hook, epoch):
+    # stage 1 ends by early stopping (epoch 5), not by its epoch cap
+    args = ["model=cfme", *TINY, "model.coarse.patience=1", "model.coarse.max_epochs=12",
+            *TINY_FINE]
     straight = train(compose_cfg(args, tmp_path / "a"), str(tmp_path / "a"))
     cut = tmp_path / "b"
-    original = RecommenderModule.on_train_epoch_start
+    original = getattr(RecommenderModule, hook)
 
     def power_cut(self):
-        if self.stage == stage and self.current_epoch == epoch:
+        if self.stage == stage and epoch in (None, self.current_epoch):
             raise RuntimeError("power cut")
         original(self)
 
-    monkeypatch.setattr(RecommenderModule, "on_train_epoch_start", power_cut)
+    monkeypatch.setattr(RecommenderModule, hook, power_cut)
     with pytest.raises(RuntimeError, match="power cut"):
         train(compose_cfg(args, cut), str(cut))
     assert not (cut / "metrics.json").exists()
     assert (cut / "checkpoints" / f"{stage}-last.ckpt").exists()
-    monkeypatch.setattr(RecommenderModule, "on_train_epoch_start", original)
+    # a fresh run must not train over the interrupted one
+    with pytest.raises(ValueError, match="resume="):
+        train(compose_cfg(args, cut), str(cut))
+    monkeypatch.setattr(RecommenderModule, hook, original)
     first_log = (cut / "csv" / "metrics.csv").read_text()
     resumed = train(load_resumable(str(cut)), str(cut), resume=True)
     assert (cut / "csv" / "metrics.csv").read_text() == first_log  # nothing overwritten
-    assert (cut / "csv" / "resume-1" / "metrics.csv").exists()
+    # a real continuation: the resumed part starts past the first step (or trains no more)
+    with open(cut / "csv" / "resume-1" / "metrics.csv") as fh:
+        steps = [int(r["step"]) for r in csv.DictReader(fh) if r.get("step")]
+    assert steps and steps[0] > 0  # the cut stage goes on from its step, not from 0
     # same early-stopping history, same S/T, same metrics as the run that was never cut
     assert resumed["stages"][stage]["resumed_from"].endswith(f"{stage}-last.ckpt")
     for name in ("coarse", "fine"):
         assert resumed["stages"][name]["history"] == straight["stages"][name]["history"]
+        assert resumed["stages"][name]["epochs"] == straight["stages"][name]["epochs"]
     assert resumed["test"] == straight["test"]
     a = torch.load(straight["stages"]["fine"]["checkpoint"], weights_only=False)["state_dict"]
     b = torch.load(resumed["stages"]["fine"]["checkpoint"], weights_only=False)["state_dict"]
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    with pytest.raises(ValueError, match="already finished"):
+        train(load_resumable(str(cut)), str(cut), resume=True)
+
+
+def test_resume_needs_an_interrupted_run(tmp_path):
+    args = ["model=legcf", *TINY, *TINY_COARSE]
+    cfg = compose_cfg(args, tmp_path)
+    with pytest.raises(ValueError, match="nothing to continue from"):
+        train(cfg, str(tmp_path), resume=True)
 
 
 def test_update_phase_learning_rate(tmp_path):
