@@ -48,7 +48,9 @@ class PhaseSchedule(Callback):
     @property
     def result_path(self) -> str | None:
         phase = self._result_phase()
-        return None if phase is None else self.best_paths[phase]
+        # in dirpath, wherever the run directory is now (a resumed run may have moved)
+        return None if phase is None else os.path.join(self.dirpath,
+                                                       os.path.basename(self.best_paths[phase]))
 
     @property
     def result_metrics(self) -> dict:

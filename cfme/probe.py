@@ -2,7 +2,8 @@
 
 ``python -m cfme.probe data=gowalla model.bias=false`` trains stage 1 with S fixed at its
 METIS initialization for ``probe.fixed_steps`` steps (or, instead, starts from
-``probe.checkpoint``, a stage-1 ``.ckpt`` or run directory of the same data), then runs
+``probe.checkpoint``, a stage-1 ``.ckpt`` or run directory of the same data, with its
+Adam moments unless ``probe.keep_optimizer=false``), then runs
 ``probe.cycles`` cycles of: re-solve ``S <- top_t(H_N pinv(H_C))``, validate, train
 ``probe.steps`` steps at ``probe.lr``, validate. Writes ``probe.json`` (every validation,
 with the mean S value and mean |C|) into its run directory. It isolates what the re-solve
@@ -60,6 +61,8 @@ def run_probe(cfg: DictConfig) -> dict:
         net.invalidate_graph()
     module = RecommenderModule(net, lr=p.fixed_lr, reg=cfg.model.reg, stage="coarse").to(device)
     optimizer = module.configure_optimizers()
+    if p.checkpoint and p.get("keep_optimizer", True) and state["optimizer"] is not None:
+        optimizer.load_state_dict(state["optimizer"])  # Adam's moments, as the run had them
 
     def step(batch) -> None:
         module.log = lambda *a, **k: None  # no trainer around these steps to log to
@@ -96,6 +99,8 @@ def run_probe(cfg: DictConfig) -> dict:
         done += p.steps
         validate(f"trained after re-solve {cycle + 1}", done)
     return {"settings": {**OmegaConf.to_container(p), "bias": net.bias is not None,
+                         "optimizer_from_checkpoint": bool(p.checkpoint and p.get("keep_optimizer", True)
+                                                           and state["optimizer"] is not None),
                          "data": cfg.data.name}, "history": history}
 
 

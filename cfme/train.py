@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 
 def load_stage_state(path: str, datamodule, setting: str = "model.init_from") -> dict:
-    """Stage-1 state (codebook, S, bias) from a checkpoint file or a run directory.
+    """Stage-1 state (codebook, S, bias, Adam state) from a checkpoint file or a run directory.
 
     A run directory is searched for ``checkpoints/coarse-update-best.ckpt`` (else the
     fixed phase's). Refuses checkpoints of another dataset or size.
@@ -51,8 +51,10 @@ def load_stage_state(path: str, datamodule, setting: str = "model.init_from") ->
     if got != want:
         raise ValueError(f"{setting}={path}: checkpoint is of {got}, this run is {want}")
     state = ckpt["state_dict"]
+    optimizers = ckpt.get("optimizer_states") or [None]
     return {"codebook": state["net.codebook"], "s_index": state["net.s_index"],
-            "s_value": state["net.s_value"], "bias": state.get("net.bias")}
+            "s_value": state["net.s_value"], "bias": state.get("net.bias"),
+            "optimizer": optimizers[0]}
 
 
 def coarse_state_of(net) -> dict:
@@ -107,15 +109,40 @@ def check_settings(cfg: DictConfig) -> None:
 
 
 PROGRESS_FILE = "progress.json"
+RUN_DIR_KEY = "run_dir"  # saved in config.yaml: where the run started, to recognize a move
 
 
 def load_resumable(run_dir: str) -> DictConfig:
-    """The resolved config of an earlier run, to continue it with ``resume=<run dir>``."""
-    path = os.path.join(os.path.abspath(os.path.expanduser(run_dir)), "config.yaml")
+    """The resolved config of an earlier run, to continue it with ``resume=<run dir>``.
+
+    A run directory may have been moved or copied since it started: paths that pointed into
+    its old location (the loggers' ``save_dir``) are pointed at ``run_dir``.
+    """
+    run_dir = os.path.abspath(os.path.expanduser(run_dir))
+    path = os.path.join(run_dir, "config.yaml")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"resume={run_dir}: no config.yaml there; give the directory "
                                 f"of a run started by `python -m cfme.run`")
-    return OmegaConf.load(path)
+    saved = OmegaConf.to_container(OmegaConf.load(path))
+    old = saved.pop(RUN_DIR_KEY, None)
+    if old and old != run_dir:
+        log.info("resume: the run was started in %s; paths in it now point to %s", old, run_dir)
+
+        def move(value):
+            if isinstance(value, dict):
+                return {k: move(v) for k, v in value.items()}
+            if isinstance(value, list):
+                return [move(v) for v in value]
+            if isinstance(value, str) and (value == old or value.startswith(old + os.sep)):
+                return run_dir + value[len(old):]
+            return value
+        saved = move(saved)
+    return OmegaConf.create(saved)
+
+
+def _in_run_dir(path: str, directory: str) -> str:
+    """``path``, a file that lives in ``directory``, located there (the run may have moved)."""
+    return os.path.join(directory, os.path.basename(path))
 
 
 def _write_atomic(path: str, text: str) -> None:
@@ -157,6 +184,8 @@ def train(cfg: DictConfig, run_dir: str, resume: bool = False) -> dict:
         if os.path.isfile(progress_path):
             with open(progress_path) as fh:
                 done = json.load(fh)["stages"]
+            for result in done.values():  # the run directory may have moved since
+                result["checkpoint"] = _in_run_dir(result["checkpoint"], ckpt_dir)
     else:
         if finished or started:  # never train over another run's results or checkpoints
             what = ("a finished run (metrics.json)" if finished else
@@ -164,7 +193,8 @@ def train(cfg: DictConfig, run_dir: str, resume: bool = False) -> dict:
                     f"it with resume={run_dir}")
             raise ValueError(f"hydra.run.dir={run_dir} holds {what}; or choose another "
                              f"hydra.run.dir")
-        _write_atomic(os.path.join(run_dir, "config.yaml"), OmegaConf.to_yaml(cfg, resolve=True))
+        saved = {**OmegaConf.to_container(cfg, resolve=True), RUN_DIR_KEY: os.path.abspath(run_dir)}
+        _write_atomic(os.path.join(run_dir, "config.yaml"), OmegaConf.to_yaml(saved))
 
     datamodule = instantiate(cfg.data)
     datamodule.prepare_data()

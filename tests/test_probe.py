@@ -51,6 +51,17 @@ def test_probe_refuses_checkpoint_of_other_bias(tmp_path):
     ok = run_probe([f"probe.checkpoint={ckpt}", "probe.cycles=1", "probe.steps=1"],
                    tmp_path / "ok")
     assert ok.returncode == 0, ok.stderr[-3000:]
-    history = json.loads((tmp_path / "ok" / "probe.json").read_text())["history"]
+    out = json.loads((tmp_path / "ok" / "probe.json").read_text())
+    history = out["history"]
     assert [(h["event"], h["steps"]) for h in history] == [
         ("checkpoint", 0), ("re-solve 1", 0), ("trained after re-solve 1", 1)]
+    assert out["settings"]["optimizer_from_checkpoint"] is True
+    # a fresh Adam moves every codebook entry by lr on its first step; the run's own moments
+    # (kept by default) move it otherwise
+    fresh = run_probe([f"probe.checkpoint={ckpt}", "probe.cycles=1", "probe.steps=1",
+                       "probe.keep_optimizer=false"], tmp_path / "fresh")
+    assert fresh.returncode == 0, fresh.stderr[-3000:]
+    fresh_out = json.loads((tmp_path / "fresh" / "probe.json").read_text())
+    assert fresh_out["settings"]["optimizer_from_checkpoint"] is False
+    assert fresh_out["history"][1]["s_value_mean"] == history[1]["s_value_mean"]  # same start
+    assert fresh_out["history"][2]["codebook_abs_mean"] != history[2]["codebook_abs_mean"]

@@ -114,12 +114,14 @@ def test_contradictory_settings_refused_before_training(tmp_path, override, sett
     assert not (tmp_path / "checkpoints").exists()  # refused before any training
 
 
-@pytest.mark.parametrize("stage, hook, epoch", [
-    ("coarse", "on_train_epoch_start", 2),  # mid stage 1
-    ("fine", "on_train_epoch_start", 1),  # mid stage 2, stage 1 finished
-    ("coarse", "on_test_epoch_start", None),  # after stage 1's fit, in its test pass
+@pytest.mark.parametrize("stage, hook, epoch, move", [
+    ("coarse", "on_train_epoch_start", 2, False),  # mid stage 1
+    ("fine", "on_train_epoch_start", 1, False),  # mid stage 2, stage 1 finished
+    ("coarse", "on_test_epoch_start", None, False),  # after stage 1's fit, in its test pass
+    ("fine", "on_train_epoch_start", 1, True),  # mid stage 2, then the run directory moved
 ])
-def test_interrupted_run_resumes_to_the_same_result(tmp_path, monkeypatch, stage, hook, epoch):
+def test_interrupted_run_resumes_to_the_same_result(tmp_path, monkeypatch, stage, hook, epoch,
+                                                    move):
     # stage 1 ends by early stopping (epoch 5), not by its epoch cap
     args = ["model=cfme", *TINY, "model.coarse.patience=1", "model.coarse.max_epochs=12",
             *TINY_FINE]
@@ -141,8 +143,16 @@ def test_interrupted_run_resumes_to_the_same_result(tmp_path, monkeypatch, stage
     with pytest.raises(ValueError, match="resume="):
         train(compose_cfg(args, cut), str(cut))
     monkeypatch.setattr(RecommenderModule, hook, original)
+    if move:  # e.g. copied off a cluster: every path the run kept pointed at its old place
+        started_in, cut = cut, tmp_path / "moved" / "b"
+        os.makedirs(cut.parent)
+        os.rename(started_in, cut)
     first_log = (cut / "csv" / "metrics.csv").read_text()
     resumed = train(load_resumable(str(cut)), str(cut), resume=True)
+    if move:
+        assert not started_in.exists()  # nothing written where the run used to be
+        for name in ("coarse", "fine"):
+            assert resumed["stages"][name]["checkpoint"].startswith(str(cut) + os.sep)
     assert (cut / "csv" / "metrics.csv").read_text() == first_log  # nothing overwritten
     # a real continuation: the resumed part starts past the first step (or trains no more)
     with open(cut / "csv" / "resume-1" / "metrics.csv") as fh:
