@@ -46,10 +46,13 @@ def load_stage_state(path: str, datamodule, setting: str = "model.init_from") ->
         raise ValueError(f"{setting}={path}: not a stage-1 (coarse) checkpoint "
                          f"(stage={meta.get('stage')!r})")
     want = {"dataset": datamodule.name, "num_users": datamodule.num_users,
-            "num_items": datamodule.num_items}
-    got = {k: meta.get(k) for k in want}
+            "num_items": datamodule.num_items, "reorder": datamodule.reorder}
+    # checkpoints from before data.reorder had choices were written under RCM order
+    got = {k: meta.get(k, "rcm" if k == "reorder" else None) for k in want}
     if got != want:
-        raise ValueError(f"{setting}={path}: checkpoint is of {got}, this run is {want}")
+        hint = (f"; set data.reorder={got['reorder']} to reload it (S is indexed by internal "
+                f"ids)" if got["reorder"] != want["reorder"] else "")
+        raise ValueError(f"{setting}={path}: checkpoint is of {got}, this run is {want}{hint}")
     state = ckpt["state_dict"]
     optimizers = ckpt.get("optimizer_states") or [None]
     return {"codebook": state["net.codebook"], "s_index": state["net.s_index"],
@@ -201,7 +204,7 @@ def train(cfg: DictConfig, run_dir: str, resume: bool = False) -> dict:
     datamodule.setup()
     setup_s = time.perf_counter() - start
     meta = {"dataset": datamodule.name, "num_users": datamodule.num_users,
-            "num_items": datamodule.num_items}
+            "num_items": datamodule.num_items, "reorder": datamodule.reorder}
 
     if resume and cfg.get("logger") and str(cfg.logger.get("_target_", "")).endswith("CSVLogger"):
         cfg = copy.deepcopy(cfg)  # the earlier part's csv stays; this part logs beside it

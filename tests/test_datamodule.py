@@ -1,6 +1,7 @@
-"""DataModule: RCM relabeling changes ids only; ranking chunks respect the memory cap."""
+"""DataModule: METIS/RCM relabeling changes ids only; ranking chunks respect the memory cap."""
 
 import numpy as np
+import pytest
 
 from cfme.data import InteractionDataModule
 
@@ -10,9 +11,10 @@ def pairs(csr, user_ids, item_ids):
     return set(zip(user_ids[users].tolist(), item_ids[csr.indices].tolist(), strict=True))
 
 
-def test_reorder_keeps_pairs_and_split():
+@pytest.mark.parametrize("reorder", ["metis", "rcm", True])
+def test_reorder_keeps_pairs_and_split(reorder):
     kw = dict(name="synthetic", synthetic=dict(num_users=300, num_items=400, seed=1))
-    a = InteractionDataModule(reorder=True, **kw)
+    a = InteractionDataModule(reorder=reorder, **kw)
     b = InteractionDataModule(reorder=False, **kw)
     a.setup()
     b.setup()
@@ -26,6 +28,17 @@ def test_reorder_keeps_pairs_and_split():
     dense_a = a.graph.adjacency().to_dense().numpy()
     dense_b = b.graph.adjacency().to_dense().numpy()
     np.testing.assert_allclose(dense_a, dense_b[np.ix_(perm, perm)], atol=1e-6)
+
+
+def test_reorder_orders_differ_and_bad_value_is_refused():
+    kw = dict(name="synthetic", synthetic=dict(num_users=300, num_items=400, seed=1))
+    metis, rcm = InteractionDataModule(reorder="metis", **kw), InteractionDataModule(reorder="rcm", **kw)
+    metis.setup()
+    rcm.setup()
+    assert not np.array_equal(metis.user_ids, rcm.user_ids)
+    assert InteractionDataModule(reorder=True, **kw).reorder == "rcm"  # the older spelling
+    with pytest.raises(ValueError, match="data.reorder='spectral'"):
+        InteractionDataModule(reorder="spectral", **kw)
 
 
 def test_ranking_chunk_fits_memory_cap():

@@ -100,6 +100,10 @@ def test_stage_two_from_stage_one_run_and_refusals(tmp_path):
     bad = run_cli(["model=cfme", *TINY, *TINY_COARSE, *TINY_FINE, "data.synthetic.num_users=160",
                    f"model.init_from={stage1}"], tmp_path / "s3", check=False)
     assert bad.returncode != 0 and "model.init_from" in bad.stderr
+    # S rows are internal ids: a stage-1 run under another node order is refused, with the fix
+    other = run_cli(["model=cfme", *TINY, *TINY_COARSE, *TINY_FINE, "data.reorder=rcm",
+                     f"model.init_from={stage1}"], tmp_path / "s4", check=False)
+    assert other.returncode != 0 and "data.reorder=metis" in other.stderr
 
 
 @pytest.mark.parametrize("override, setting", [
