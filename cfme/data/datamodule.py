@@ -195,7 +195,11 @@ def locality_order(raw: RawSplit, method: str = "metis") -> tuple[np.ndarray, np
 
         graph = TrainingGraph.from_interactions(raw.train_users, raw.train_items, raw.num_users,
                                                 raw.num_items)
-        parts = partition(graph, max(1, -(-n // NODES_PER_PART)), seed=0)
+        try:
+            parts = partition(graph, max(1, -(-n // NODES_PER_PART)), seed=0)
+        except ImportError as err:  # pragma: no cover - depends on the environment
+            raise ImportError(f"data.reorder=metis needs pymetis ({err}); data.reorder=rcm "
+                              f"needs only scipy") from err
         order = np.argsort(parts, kind="stable")
     elif method == "rcm":
         from scipy.sparse import csr_matrix
