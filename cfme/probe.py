@@ -62,7 +62,11 @@ def run_probe(cfg: DictConfig) -> dict:
     module = RecommenderModule(net, lr=p.fixed_lr, reg=cfg.model.reg, stage="coarse").to(device)
     optimizer = module.configure_optimizers()
     if p.checkpoint and p.get("keep_optimizer", True) and state["optimizer"] is not None:
-        optimizer.load_state_dict(state["optimizer"])  # Adam's moments, as the run had them
+        try:  # Adam's moments, as the run had them
+            optimizer.load_state_dict(state["optimizer"])
+        except (ValueError, KeyError) as err:
+            raise ValueError(f"probe.checkpoint={p.checkpoint}: its optimizer state does not fit "
+                             f"this model ({err}); set probe.keep_optimizer=false") from err
 
     def step(batch) -> None:
         module.log = lambda *a, **k: None  # no trainer around these steps to log to

@@ -16,6 +16,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
 from cfme.callbacks import PhaseSchedule
+from cfme.data.datamodule import normalize_reorder
 from cfme.memory import memory_report
 from cfme.module import UPDATE_FREQUENCIES, RecommenderModule
 
@@ -47,17 +48,43 @@ def load_stage_state(path: str, datamodule, setting: str = "model.init_from") ->
                          f"(stage={meta.get('stage')!r})")
     want = {"dataset": datamodule.name, "num_users": datamodule.num_users,
             "num_items": datamodule.num_items, "reorder": datamodule.reorder}
-    # checkpoints from before data.reorder had choices were written under RCM order
-    got = {k: meta.get(k, "rcm" if k == "reorder" else None) for k in want}
+    got = {k: meta.get(k) for k in want}
+    if got["reorder"] is None:  # written before checkpoints recorded the node order
+        got["reorder"] = _saved_reorder(path)
+        if got["reorder"] is None:
+            log.warning("%s=%s: the checkpoint does not say its node order and no config.yaml "
+                        "of its run was found; assuming data.reorder=%s", setting, path,
+                        datamodule.reorder)
+            got["reorder"] = datamodule.reorder
     if got != want:
         hint = (f"; set data.reorder={got['reorder']} to reload it (S is indexed by internal "
                 f"ids)" if got["reorder"] != want["reorder"] else "")
         raise ValueError(f"{setting}={path}: checkpoint is of {got}, this run is {want}{hint}")
+    check_order_digest(meta, datamodule.order_digest, f"{setting}={path}")
     state = ckpt["state_dict"]
     optimizers = ckpt.get("optimizer_states") or [None]
     return {"codebook": state["net.codebook"], "s_index": state["net.s_index"],
             "s_value": state["net.s_value"], "bias": state.get("net.bias"),
             "optimizer": optimizers[0]}
+
+
+def _saved_reorder(ckpt_path: str) -> str | None:
+    """``data.reorder`` of the run a checkpoint belongs to (``<run>/checkpoints/x.ckpt``)."""
+    config = os.path.join(os.path.dirname(os.path.dirname(ckpt_path)), "config.yaml")
+    if not os.path.isfile(config):
+        return None
+    value = OmegaConf.load(config).get("data", {}).get("reorder")
+    # runs from before data.reorder existed kept the files' order
+    return "none" if value is None else normalize_reorder(value)
+
+
+def check_order_digest(meta: dict, digest: str, what: str) -> None:
+    """Refuse a checkpoint whose internal node order differs from this run's."""
+    if meta.get("order_digest") not in (None, digest):
+        raise ValueError(f"{what}: the checkpoint's node order differs from the one computed "
+                         f"here for the same data.reorder (another METIS build?); rows would "
+                         f"be mismatched. Continue it on a machine that reproduces the order, "
+                         f"or use data.reorder=rcm, which needs only scipy")
 
 
 def coarse_state_of(net) -> dict:
@@ -128,6 +155,9 @@ def load_resumable(run_dir: str) -> DictConfig:
                                 f"of a run started by `python -m cfme.run`")
     saved = OmegaConf.to_container(OmegaConf.load(path))
     old = saved.pop(RUN_DIR_KEY, None)
+    logger_dir = (saved.get("logger") or {}).get("save_dir")
+    if old is None and logger_dir and os.path.basename(logger_dir) == os.path.basename(run_dir):
+        old = logger_dir  # runs started before run_dir was recorded log into their run dir
     if old and old != run_dir:
         log.info("resume: the run was started in %s; paths in it now point to %s", old, run_dir)
 
@@ -204,7 +234,8 @@ def train(cfg: DictConfig, run_dir: str, resume: bool = False) -> dict:
     datamodule.setup()
     setup_s = time.perf_counter() - start
     meta = {"dataset": datamodule.name, "num_users": datamodule.num_users,
-            "num_items": datamodule.num_items, "reorder": datamodule.reorder}
+            "num_items": datamodule.num_items, "reorder": datamodule.reorder,
+            "order_digest": datamodule.order_digest}
 
     if resume and cfg.get("logger") and str(cfg.logger.get("_target_", "")).endswith("CSVLogger"):
         cfg = copy.deepcopy(cfg)  # the earlier part's csv stays; this part logs beside it

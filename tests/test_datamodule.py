@@ -37,6 +37,8 @@ def test_reorder_orders_differ_and_bad_value_is_refused():
     rcm.setup()
     assert not np.array_equal(metis.user_ids, rcm.user_ids)
     assert InteractionDataModule(reorder=True, **kw).reorder == "rcm"  # the older spelling
+    assert InteractionDataModule(reorder="True", **kw).reorder == "rcm"
+    assert InteractionDataModule(reorder="METIS", **kw).reorder == "metis"
     with pytest.raises(ValueError, match="data.reorder='spectral'"):
         InteractionDataModule(reorder="spectral", **kw)
 

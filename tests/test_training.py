@@ -18,7 +18,7 @@ from cfme.data import InteractionDataModule
 from cfme.embeddings import CoarseMetaEmbedding
 from cfme.metrics import RankingEvaluator
 from cfme.module import RecommenderModule
-from cfme.train import load_resumable, train
+from cfme.train import load_resumable, load_stage_state, train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = [
@@ -245,3 +245,58 @@ def test_lightgcn_beats_popularity_on_synthetic(tmp_path):
     pop = popularity_metrics(dm)
     assert results["test"]["test/recall@20"] > 1.5 * pop["recall@20"], (results["test"], pop)
     assert results["test"]["test/ndcg@20"] > 1.5 * pop["ndcg@20"], (results["test"], pop)
+
+
+def test_checkpoint_node_order_is_checked(tmp_path):
+    run = tmp_path / "run"
+    train(compose_cfg(["model=legcf", *TINY, *TINY_COARSE, "data.reorder=false"], run), str(run))
+    ckpt_path = run / "checkpoints" / "coarse-fixed-best.ckpt"
+    ckpt = torch.load(ckpt_path, weights_only=False)
+    assert ckpt["cfme"]["reorder"] == "none" and len(ckpt["cfme"]["order_digest"]) == 16
+
+    def datamodule(reorder):
+        dm = InteractionDataModule("synthetic", synthetic=dict(num_users=150, num_items=200,
+                                                               num_clusters=5), reorder=reorder)
+        dm.setup()
+        return dm
+
+    # a checkpoint from before the order was recorded: the order is read from its run's config
+    del ckpt["cfme"]["reorder"], ckpt["cfme"]["order_digest"]
+    torch.save(ckpt, ckpt_path)
+    assert load_stage_state(str(ckpt_path), datamodule(False))["s_index"].shape[0] == 350
+    with pytest.raises(ValueError, match="data.reorder=none"):
+        load_stage_state(str(ckpt_path), datamodule("metis"))
+    # same name of order, other permutation (e.g. another METIS build): refused, not mismatched
+    ckpt["cfme"].update(reorder="none", order_digest="0" * 16)
+    torch.save(ckpt, ckpt_path)
+    with pytest.raises(ValueError, match="node order differs"):
+        load_stage_state(str(ckpt_path), datamodule(False))
+
+
+def test_resumable_config_follows_a_moved_run(tmp_path):
+    new = tmp_path / "here" / "run-7"
+    new.mkdir(parents=True)
+    # a run from before run_dir was recorded: its loggers wrote into the run directory
+    (new / "config.yaml").write_text(
+        "seed: 0\nlogger:\n  save_dir: /cluster/scratch/run-7\npaths:\n  other: /data/x\n")
+    cfg = load_resumable(str(new))
+    assert cfg.logger.save_dir == str(new) and cfg.paths.other == "/data/x"
+    (new / "config.yaml").write_text(
+        "seed: 0\nrun_dir: /cluster/scratch/run-7\nlogger:\n  save_dir: /logs/elsewhere\n"
+        "extra: /cluster/scratch/run-7/checkpoints/a.ckpt\n")
+    cfg = load_resumable(str(new))
+    assert "run_dir" not in cfg and cfg.logger.save_dir == "/logs/elsewhere"
+    assert cfg.extra == str(new / "checkpoints" / "a.ckpt")
+
+
+def test_resume_refuses_a_checkpoint_of_another_node_order(tmp_path):
+    run = tmp_path / "run"
+    train(compose_cfg(["model=legcf", *TINY, *TINY_COARSE], run), str(run))
+    last = run / "checkpoints" / "coarse-last.ckpt"
+    ckpt = torch.load(last, weights_only=False)
+    ckpt["cfme"]["order_digest"] = "0" * 16  # as if METIS ordered the nodes differently here
+    torch.save(ckpt, last)
+    os.remove(run / "metrics.json")
+    os.remove(run / "progress.json")
+    with pytest.raises(ValueError, match="node order differs"):
+        train(load_resumable(str(run)), str(run), resume=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 
@@ -107,10 +108,7 @@ class InteractionDataModule(L.LightningDataModule):
         self.split_seed, self.sample_seed = split_seed, sample_seed
         self.n_neg, self.batch_size, self.eval_chunk = n_neg, batch_size, eval_chunk
         self.eval_memory_mb = eval_memory_mb
-        self.reorder = {True: "rcm", False: "none"}.get(reorder, reorder)
-        if self.reorder not in REORDERINGS:
-            raise ValueError(f"data.reorder={reorder!r} must be one of {', '.join(REORDERINGS)} "
-                             f"(or true for rcm, false for none)")
+        self.reorder = normalize_reorder(reorder)
         self.raw: RawSplit | None = None
 
     def prepare_data(self) -> None:
@@ -135,6 +133,9 @@ class InteractionDataModule(L.LightningDataModule):
             raw = relabel(raw, self.user_ids, self.item_ids)
         else:
             self.user_ids, self.item_ids = np.arange(raw.num_users), np.arange(raw.num_items)
+        # the order itself, as kept in checkpoints: METIS builds may differ between machines
+        self.order_digest = hashlib.sha1(self.user_ids.astype(np.int64).tobytes()
+                                         + self.item_ids.astype(np.int64).tobytes()).hexdigest()[:16]
         self.train = CSRPairs(raw.train_users, raw.train_items, raw.num_users)
         is_val = validation_split(raw.test_users, self.split_seed)
         self.val = CSRPairs(raw.test_users[is_val], raw.test_items[is_val], raw.num_users)
@@ -179,6 +180,18 @@ class InteractionDataModule(L.LightningDataModule):
 
 
 REORDERINGS = ("metis", "rcm", "none")
+
+
+def normalize_reorder(value) -> str:
+    """``data.reorder`` as one of REORDERINGS (``true`` is the older spelling of ``rcm``)."""
+    if isinstance(value, bool):
+        return "rcm" if value else "none"
+    name = str(value).strip().lower()
+    name = {"true": "rcm", "false": "none"}.get(name, name)
+    if name not in REORDERINGS:
+        raise ValueError(f"data.reorder={value!r} must be one of {', '.join(REORDERINGS)} "
+                         f"(or true for rcm, false for none)")
+    return name
 NODES_PER_PART = 256  # METIS order: a part's rows (256 x d floats) stay in cache together
 
 
