@@ -10,6 +10,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from cfme.data.datamodule import check_order_digest
 from cfme.embeddings import GraphRecommender
 from cfme.metrics import RankingEvaluator
 
@@ -171,10 +172,7 @@ class RecommenderModule(L.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         state = checkpoint.get("cfme", {})
-        digest = self.meta.get("order_digest")
-        if digest and state.get("order_digest") not in (None, digest):
-            raise ValueError("resume: the checkpoint's internal node order differs from the "
-                             "one computed here (another METIS build?); rows would be "
-                             "mismatched. Continue the run where its order is reproduced.")
+        if self.meta.get("order_digest"):
+            check_order_digest(state, self.meta["order_digest"], "resume")
         self.phase = state.get("phase", self.phase)
         self.phase_start_epoch = state.get("phase_start_epoch", self.phase_start_epoch)

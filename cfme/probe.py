@@ -61,7 +61,8 @@ def run_probe(cfg: DictConfig) -> dict:
         net.invalidate_graph()
     module = RecommenderModule(net, lr=p.fixed_lr, reg=cfg.model.reg, stage="coarse").to(device)
     optimizer = module.configure_optimizers()
-    if p.checkpoint and p.get("keep_optimizer", True) and state["optimizer"] is not None:
+    keep_adam = bool(p.checkpoint and p.get("keep_optimizer", True) and state["optimizer"] is not None)
+    if keep_adam:
         try:  # Adam's moments, as the run had them
             optimizer.load_state_dict(state["optimizer"])
         except (ValueError, KeyError) as err:
@@ -103,8 +104,7 @@ def run_probe(cfg: DictConfig) -> dict:
         done += p.steps
         validate(f"trained after re-solve {cycle + 1}", done)
     return {"settings": {**OmegaConf.to_container(p), "bias": net.bias is not None,
-                         "optimizer_from_checkpoint": bool(p.checkpoint and p.get("keep_optimizer", True)
-                                                           and state["optimizer"] is not None),
+                         "optimizer_from_checkpoint": keep_adam,
                          "data": cfg.data.name}, "history": history}
 
 

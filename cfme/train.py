@@ -16,7 +16,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
 from cfme.callbacks import PhaseSchedule
-from cfme.data.datamodule import normalize_reorder
+from cfme.data.datamodule import check_order_digest, normalize_reorder
 from cfme.memory import memory_report
 from cfme.module import UPDATE_FREQUENCIES, RecommenderModule
 
@@ -76,15 +76,6 @@ def _saved_reorder(ckpt_path: str) -> str | None:
     value = OmegaConf.load(config).get("data", {}).get("reorder")
     # runs from before data.reorder existed kept the files' order
     return "none" if value is None else normalize_reorder(value)
-
-
-def check_order_digest(meta: dict, digest: str, what: str) -> None:
-    """Refuse a checkpoint whose internal node order differs from this run's."""
-    if meta.get("order_digest") not in (None, digest):
-        raise ValueError(f"{what}: the checkpoint's node order differs from the one computed "
-                         f"here for the same data.reorder (another METIS build?); rows would "
-                         f"be mismatched. Continue it on a machine that reproduces the order, "
-                         f"or use data.reorder=rcm, which needs only scipy")
 
 
 def coarse_state_of(net) -> dict:

@@ -192,6 +192,15 @@ def normalize_reorder(value) -> str:
         raise ValueError(f"data.reorder={value!r} must be one of {', '.join(REORDERINGS)} "
                          f"(or true for rcm, false for none)")
     return name
+def check_order_digest(meta: dict, digest: str, what: str) -> None:
+    """Refuse a checkpoint whose internal node order differs from this run's."""
+    if meta.get("order_digest") not in (None, digest):
+        raise ValueError(f"{what}: the checkpoint's node order differs from the one computed "
+                         f"here for the same data.reorder (another METIS build?); rows would "
+                         f"be mismatched. Continue it on a machine that reproduces the order, "
+                         f"or use data.reorder=rcm, which needs only scipy")
+
+
 NODES_PER_PART = 256  # METIS order: a part's rows (256 x d floats) stay in cache together
 
 
