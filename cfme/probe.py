@@ -5,9 +5,12 @@ METIS initialization for ``probe.fixed_steps`` steps (or, instead, starts from
 ``probe.checkpoint``, a stage-1 ``.ckpt`` or run directory of the same data, with its
 Adam moments unless ``probe.keep_optimizer=false``), then runs
 ``probe.cycles`` cycles of: re-solve ``S <- top_t(H_N pinv(H_C))``, validate, train
-``probe.steps`` steps at ``probe.lr``, validate. Writes ``probe.json`` (every validation,
-with the mean S value and mean |C|) into its run directory. It isolates what the re-solve
-itself does to ranking quality from what training in between does.
+``probe.steps`` steps at ``probe.lr``, validate (every ``probe.validate_every``-th cycle;
+``probe.validate_resolve=false`` skips the validation right after the re-solve). Each
+validation, with the mean S value and mean |C|, is appended to ``history.jsonl`` in the run
+directory as it happens, so a stopped probe keeps what it measured; ``probe.json`` (settings
+and the whole history) is written at the end. It isolates what the re-solve itself does to
+ranking quality from what training in between does.
 """
 
 from __future__ import annotations
@@ -38,8 +41,12 @@ def _batches(dm, batch_size: int, device):
             yield tuple(x.to(device) for x in batch)
 
 
-def run_probe(cfg: DictConfig) -> dict:
+def run_probe(cfg: DictConfig, out_dir: str | None = None) -> dict:
+    """Run the probe; with ``out_dir``, append each validation to ``out_dir/history.jsonl``."""
     p = cfg.probe
+    every = p.get("validate_every", 1)
+    if every < 1:
+        raise ValueError(f"probe.validate_every={every} must be >= 1")
     if cfg.get("threads"):
         torch.set_num_threads(cfg.threads)
     L.seed_everything(cfg.seed)
@@ -77,6 +84,9 @@ def run_probe(cfg: DictConfig) -> dict:
                           inference_mode=False, accelerator=device.type, devices=1)
     start = time.perf_counter()
     history = []
+    log_path = os.path.join(out_dir, "history.jsonl") if out_dir else None
+    if log_path:
+        open(log_path, "w").close()  # this run's history only
 
     def validate(event: str, steps: int) -> None:
         metrics = validator.validate(module, datamodule=dm, verbose=False)[0]
@@ -85,6 +95,9 @@ def run_probe(cfg: DictConfig) -> dict:
                         "s_value_mean": float(net.s_value.mean()),
                         "codebook_abs_mean": float(net.codebook.detach().abs().mean())})
         print(json.dumps(history[-1]), flush=True)
+        if log_path:
+            with open(log_path, "a") as fh:
+                fh.write(json.dumps(history[-1]) + "\n")
 
     batches = _batches(dm, p.batch_size, device)
     fixed_steps = 0 if p.checkpoint else p.fixed_steps  # a checkpoint replaces the fixed phase
@@ -98,11 +111,14 @@ def run_probe(cfg: DictConfig) -> dict:
         with torch.no_grad():
             h, _ = net()
         net.update_assignment(h)
-        validate(f"re-solve {cycle + 1}", done)
+        due = (cycle + 1) % every == 0 or cycle + 1 == p.cycles
+        if due and p.get("validate_resolve", True):
+            validate(f"re-solve {cycle + 1}", done)
         for _ in range(p.steps):
             step(next(batches))
         done += p.steps
-        validate(f"trained after re-solve {cycle + 1}", done)
+        if due:
+            validate(f"trained after re-solve {cycle + 1}", done)
     return {"settings": {**OmegaConf.to_container(p), "bias": net.bias is not None,
                          "optimizer_from_checkpoint": keep_adam,
                          "data": cfg.data.name}, "history": history}
@@ -110,8 +126,9 @@ def run_probe(cfg: DictConfig) -> dict:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> None:
-    out = run_probe(cfg)
-    path = os.path.join(HydraConfig.get().runtime.output_dir, "probe.json")
+    out_dir = HydraConfig.get().runtime.output_dir
+    out = run_probe(cfg, out_dir)
+    path = os.path.join(out_dir, "probe.json")
     with open(path, "w") as fh:
         json.dump(out, fh, indent=2)
 

@@ -65,3 +65,17 @@ def test_probe_refuses_checkpoint_of_other_bias(tmp_path):
     assert fresh_out["settings"]["optimizer_from_checkpoint"] is False
     assert fresh_out["history"][1]["s_value_mean"] == history[1]["s_value_mean"]  # same start
     assert fresh_out["history"][2]["codebook_abs_mean"] != history[2]["codebook_abs_mean"]
+
+
+def test_probe_validates_every_k_cycles_and_logs_as_it_goes(tmp_path):
+    proc = run_probe(["probe.fixed_steps=2", "probe.cycles=3", "probe.steps=2",
+                      "probe.validate_every=2", "probe.validate_resolve=false"], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads((tmp_path / "probe.json").read_text())
+    # every 2nd cycle and the last one, only after training
+    assert [(h["event"], h["steps"]) for h in out["history"]] == [
+        ("fixed", 2), ("trained after re-solve 2", 6), ("trained after re-solve 3", 8)]
+    lines = (tmp_path / "history.jsonl").read_text().splitlines()
+    assert [json.loads(line) for line in lines] == out["history"]
+    bad = run_probe(["probe.validate_every=0"], tmp_path / "bad")
+    assert bad.returncode != 0 and "probe.validate_every=0" in bad.stderr
