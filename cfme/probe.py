@@ -9,8 +9,10 @@ Adam moments unless ``probe.keep_optimizer=false``), then runs
 ``probe.validate_resolve=false`` skips the validation right after the re-solve). Each
 validation, with the mean S value and mean |C|, is appended to ``history.jsonl`` in the run
 directory as it happens, so a stopped probe keeps what it measured; ``probe.json`` (settings
-and the whole history) is written at the end. It isolates what the re-solve itself does to
-ranking quality from what training in between does.
+and the whole history) is written at the end. The state with the best validation NDCG@5
+after training is kept as ``checkpoints/coarse-update-best.ckpt``, a stage-1 checkpoint that
+``model.init_from`` accepts (stage 2 from it) and another probe can start from. It isolates
+what the re-solve itself does to ranking quality from what training in between does.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from cfme.bench import module_step
 from cfme.module import RecommenderModule
-from cfme.train import load_stage_state
+from cfme.train import checkpoint_meta, load_stage_state
 
 
 def _batches(dm, batch_size: int, device):
@@ -88,8 +90,25 @@ def run_probe(cfg: DictConfig, out_dir: str | None = None) -> dict:
     if log_path:
         open(log_path, "w").close()  # this run's history only
 
+    best = {"ndcg@5": -1.0}
+    ckpt_path = os.path.join(out_dir, "checkpoints", "coarse-update-best.ckpt") if out_dir else None
+
+    def keep_if_best(metrics: dict, steps: int) -> None:
+        if ckpt_path is None or metrics["val/ndcg@5"] <= best["ndcg@5"]:
+            return
+        best["ndcg@5"] = metrics["val/ndcg@5"]
+        os.makedirs(os.path.dirname(ckpt_path), exist_ok=True)
+        tmp = ckpt_path + ".tmp"
+        torch.save({"cfme": {"stage": "coarse", "phase": "update", "phase_start_epoch": 0,
+                             "probe_steps": steps, **checkpoint_meta(dm)},
+                    "state_dict": module.state_dict(),
+                    "optimizer_states": [optimizer.state_dict()]}, tmp)
+        os.replace(tmp, ckpt_path)
+
     def validate(event: str, steps: int) -> None:
         metrics = validator.validate(module, datamodule=dm, verbose=False)[0]
+        if event.startswith("trained"):
+            keep_if_best(metrics, steps)
         history.append({"event": event, "steps": steps, "seconds": time.perf_counter() - start,
                         **{k: v for k, v in metrics.items() if k.startswith("val/")},
                         "s_value_mean": float(net.s_value.mean()),

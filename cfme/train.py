@@ -68,6 +68,13 @@ def load_stage_state(path: str, datamodule, setting: str = "model.init_from") ->
             "optimizer": optimizers[0]}
 
 
+def checkpoint_meta(datamodule) -> dict:
+    """Facts about the data a checkpoint records, so that reloads can be checked."""
+    return {"dataset": datamodule.name, "num_users": datamodule.num_users,
+            "num_items": datamodule.num_items, "reorder": datamodule.reorder,
+            "order_digest": datamodule.order_digest}
+
+
 def _saved_reorder(ckpt_path: str) -> str | None:
     """``data.reorder`` of the run a checkpoint belongs to (``<run>/checkpoints/x.ckpt``)."""
     config = os.path.join(os.path.dirname(os.path.dirname(ckpt_path)), "config.yaml")
@@ -224,9 +231,7 @@ def train(cfg: DictConfig, run_dir: str, resume: bool = False) -> dict:
     datamodule.prepare_data()
     datamodule.setup()
     setup_s = time.perf_counter() - start
-    meta = {"dataset": datamodule.name, "num_users": datamodule.num_users,
-            "num_items": datamodule.num_items, "reorder": datamodule.reorder,
-            "order_digest": datamodule.order_digest}
+    meta = checkpoint_meta(datamodule)
 
     if resume and cfg.get("logger") and str(cfg.logger.get("_target_", "")).endswith("CSVLogger"):
         cfg = copy.deepcopy(cfg)  # the earlier part's csv stays; this part logs beside it

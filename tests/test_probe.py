@@ -79,3 +79,22 @@ def test_probe_validates_every_k_cycles_and_logs_as_it_goes(tmp_path):
     assert [json.loads(line) for line in lines] == out["history"]
     bad = run_probe(["probe.validate_every=0"], tmp_path / "bad")
     assert bad.returncode != 0 and "probe.validate_every=0" in bad.stderr
+
+
+def test_probe_keeps_its_best_state_as_a_stage1_checkpoint(tmp_path):
+    first = run_probe(["probe.fixed_steps=3", "probe.cycles=3", "probe.steps=2",
+                       "probe.validate_resolve=false"], tmp_path / "first")
+    assert first.returncode == 0, first.stderr[-3000:]
+    history = json.loads((tmp_path / "first" / "probe.json").read_text())["history"]
+    trained = [h for h in history if h["event"].startswith("trained")]
+    best = max(trained, key=lambda h: h["val/ndcg@5"])
+    assert (tmp_path / "first" / "checkpoints" / "coarse-update-best.ckpt").is_file()
+    # the run directory is a stage-1 source, as for model.init_from: the reload validates
+    # exactly as the best state did
+    again = run_probe([f"probe.checkpoint={tmp_path / 'first'}", "probe.cycles=1",
+                       "probe.steps=1"], tmp_path / "again")
+    assert again.returncode == 0, again.stderr[-3000:]
+    start = json.loads((tmp_path / "again" / "probe.json").read_text())["history"][0]
+    assert start["event"] == "checkpoint"
+    for key in ("val/recall@20", "val/ndcg@5", "s_value_mean", "codebook_abs_mean"):
+        assert start[key] == best[key], key
