@@ -18,15 +18,18 @@ class PhaseSchedule(Callback):
     a full table) the best validation ``monitor`` value is tracked and its checkpoint saved
     as ``<dirpath>/<stage>-<phase>-best.ckpt``. After ``patience`` validations without
     improvement the next phase begins (continuing from the current model, as the authors'
-    code does); after the last phase training stops. The stage's result is the best
+    code does); after the last phase training stops. ``phase_patience`` overrides
+    ``patience`` for the phases it names (e.g. ``{"update": 8}``). The stage's result is the best
     checkpoint of the last phase entered (of the one before, if training ended before the
     last phase validated).
     """
 
     def __init__(self, phases, dirpath: str, stage: str, monitor: str = "val/ndcg@5",
-                 patience: int = 5):
-        if patience < 1:
-            raise ValueError(f"patience={patience} must be >= 1")
+                 patience: int = 5, phase_patience: dict[str, int] | None = None):
+        self.phase_patience = {p: n for p, n in (phase_patience or {}).items() if n is not None}
+        for name, value in [("patience", patience), *self.phase_patience.items()]:
+            if value < 1:
+                raise ValueError(f"patience ({name})={value} must be >= 1")
         self.phases, self.dirpath, self.stage = tuple(phases), dirpath, stage
         self.monitor, self.patience = monitor, patience
         self.phase_index, self.wait, self.best = 0, 0, -math.inf
@@ -76,7 +79,7 @@ class PhaseSchedule(Callback):
             self.best_metrics[self.phase] = {"epoch": trainer.current_epoch, **metrics}
         else:
             self.wait += 1
-        if self.wait >= self.patience:
+        if self.wait >= self.phase_patience.get(self.phase, self.patience):
             if self.phase_index + 1 < len(self.phases):
                 self.phase_index += 1
                 self.wait, self.best = 0, -math.inf

@@ -130,6 +130,9 @@ def check_settings(cfg: DictConfig) -> None:
                 problems.append(f"model.{stage}.{key}={scfg[key]} must be >= 1")
         if scfg.lr <= 0:
             problems.append(f"model.{stage}.lr={scfg.lr} must be > 0")
+        if update.get("patience") is not None and update.get("patience") < 1:
+            problems.append(f"model.{stage}.update.patience={update.get('patience')} must be "
+                            f">= 1 (or null: model.{stage}.patience)")
         if update.get("lr") is not None and update.get("lr") <= 0:
             problems.append(f"model.{stage}.update.lr={update.get('lr')} must be > 0 (or null)")
     if problems:
@@ -278,7 +281,8 @@ def train(cfg: DictConfig, run_dir: str, resume: bool = False) -> dict:
             topk_path=os.path.join(run_dir, f"topk_test_{stage}.npz") if cfg.eval.save_topk else None)
         datamodule.set_batch_size(scfg.batch_size)
         schedule = PhaseSchedule(net.phases, os.path.join(run_dir, "checkpoints"), stage,
-                                 monitor=cfg.eval.monitor, patience=scfg.patience)
+                                 monitor=cfg.eval.monitor, patience=scfg.patience,
+                                 phase_patience={"update": scfg.get("update", {}).get("patience")})
         last = ModelCheckpoint(dirpath=ckpt_dir,
                                filename=f"{stage}-last", save_top_k=1, every_n_epochs=1,
                                save_on_train_epoch_end=True, enable_version_counter=False)

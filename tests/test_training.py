@@ -300,3 +300,29 @@ def test_resume_refuses_a_checkpoint_of_another_node_order(tmp_path):
     os.remove(run / "progress.json")
     with pytest.raises(ValueError, match="node order differs"):
         train(load_resumable(str(run)), str(run), resume=True)
+
+
+def test_phase_patience_counts_per_phase(tmp_path):
+    from types import SimpleNamespace
+
+    from cfme.callbacks import PhaseSchedule
+    schedule = PhaseSchedule(("fixed", "update"), str(tmp_path), "coarse", patience=1,
+                             phase_patience={"update": 3})
+    entered = []
+    module = SimpleNamespace(enter_phase=entered.append)
+    trainer = SimpleNamespace(sanity_checking=False, current_epoch=0, global_step=0, logger=None,
+                              should_stop=False, save_checkpoint=lambda path: None)
+    # fixed: best, then one worse validation ends it; update: best, then three worse
+    for value in [0.5, 0.4, 0.3, 0.2, 0.2, 0.1]:
+        trainer.callback_metrics = {"val/ndcg@5": torch.tensor(value)}
+        schedule.on_validation_end(trainer, module)
+        trainer.current_epoch += 1
+    assert entered == ["update"] and trainer.should_stop
+    assert [h["phase"] for h in schedule.history] == ["fixed", "fixed", "update", "update",
+                                                      "update", "update"]
+    with pytest.raises(ValueError, match="update"):
+        PhaseSchedule(("fixed", "update"), str(tmp_path), "coarse", phase_patience={"update": 0})
+    cfg = compose_cfg(["model=legcf", *TINY, *TINY_COARSE, "model.coarse.update.patience=0"],
+                      tmp_path)
+    with pytest.raises(ValueError, match="model.coarse.update.patience=0"):
+        train(cfg, str(tmp_path / "run"))
