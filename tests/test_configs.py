@@ -239,7 +239,8 @@ def test_paper_preset_is_the_published_schedule(tmp_path):
     assert model["bias"] is True
     assert (model["coarse"]["batch_size"], model["coarse"]["lr"]) == (8192, pytest.approx(1e-3))
     assert (model["fine"]["batch_size"], model["fine"]["lr"]) == (32768, pytest.approx(3e-3))
-    assert model["coarse"]["update"] == {"frequency": "every_epoch", "every": 1, "lr": None}
+    assert model["coarse"]["update"] == {"frequency": "every_epoch", "every": 1, "lr": None,
+                                       "patience": None}
     assert node["eval"]["every"] == 5 and model["coarse"]["patience"] == 5
 
 
