@@ -68,7 +68,8 @@ def run_probe(cfg: DictConfig, out_dir: str | None = None) -> dict:
                 net.bias.copy_(state["bias"])
         net.s_index, net.s_value = state["s_index"], state["s_value"]
         net.invalidate_graph()
-    module = RecommenderModule(net, lr=p.fixed_lr, reg=cfg.model.reg, stage="coarse").to(device)
+    module = RecommenderModule(net, lr=p.fixed_lr, reg=cfg.model.reg, stage="coarse",
+                               meta=checkpoint_meta(dm)).to(device)
     optimizer = module.configure_optimizers()
     keep_adam = bool(p.checkpoint and p.get("keep_optimizer", True) and state["optimizer"] is not None)
     if keep_adam:
@@ -98,11 +99,12 @@ def run_probe(cfg: DictConfig, out_dir: str | None = None) -> dict:
             return
         best["ndcg@5"] = metrics["val/ndcg@5"]
         os.makedirs(os.path.dirname(ckpt_path), exist_ok=True)
+        ckpt = {"state_dict": module.state_dict(), "optimizer_states": [optimizer.state_dict()]}
+        module.phase = "update"
+        module.on_save_checkpoint(ckpt)  # the training runs' "cfme" record (stage, data, order)
+        ckpt["cfme"]["probe_steps"] = steps
         tmp = ckpt_path + ".tmp"
-        torch.save({"cfme": {"stage": "coarse", "phase": "update", "phase_start_epoch": 0,
-                             "probe_steps": steps, **checkpoint_meta(dm)},
-                    "state_dict": module.state_dict(),
-                    "optimizer_states": [optimizer.state_dict()]}, tmp)
+        torch.save(ckpt, tmp)
         os.replace(tmp, ckpt_path)
 
     def validate(event: str, steps: int) -> None:

@@ -192,6 +192,8 @@ def normalize_reorder(value) -> str:
         raise ValueError(f"data.reorder={value!r} must be one of {', '.join(REORDERINGS)} "
                          f"(or true for rcm, false for none)")
     return name
+
+
 def check_order_digest(meta: dict, digest: str, what: str) -> None:
     """Refuse a checkpoint whose internal node order differs from this run's."""
     if meta.get("order_digest") not in (None, digest):
