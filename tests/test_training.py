@@ -308,7 +308,7 @@ def test_phase_patience_counts_per_phase(tmp_path):
     from cfme.callbacks import PhaseSchedule
     schedule = PhaseSchedule(("fixed", "update"), str(tmp_path), "coarse", patience=1,
                              phase_patience={"update": 3})
-    entered = []
+    entered, stopped = [], []
     module = SimpleNamespace(enter_phase=entered.append)
     trainer = SimpleNamespace(sanity_checking=False, current_epoch=0, global_step=0, logger=None,
                               should_stop=False, save_checkpoint=lambda path: None)
@@ -316,8 +316,10 @@ def test_phase_patience_counts_per_phase(tmp_path):
     for value in [0.5, 0.4, 0.3, 0.2, 0.2, 0.1]:
         trainer.callback_metrics = {"val/ndcg@5": torch.tensor(value)}
         schedule.on_validation_end(trainer, module)
+        stopped.append(trainer.should_stop)
         trainer.current_epoch += 1
-    assert entered == ["update"] and trainer.should_stop
+    # with the stage's patience (1) the update phase would have stopped at its first worse value
+    assert entered == ["update"] and stopped == [False] * 5 + [True]
     assert [h["phase"] for h in schedule.history] == ["fixed", "fixed", "update", "update",
                                                       "update", "update"]
     with pytest.raises(ValueError, match="update"):
