@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -16,6 +17,36 @@ from omegaconf import DictConfig
 from cfme.train import load_resumable, train
 
 log = logging.getLogger(__name__)
+
+
+def log_into(run_dir: str) -> None:
+    """Send this process's file log to ``run_dir/run.log`` (appended), for ``resume=``.
+
+    Hydra opened a log in a new directory of its own for this call; that directory is removed
+    when it holds nothing but what Hydra wrote there (an empty log and ``.hydra/``).
+    """
+    hydra_dir = os.path.realpath(HydraConfig.get().runtime.output_dir)
+    if hydra_dir == os.path.realpath(run_dir):
+        return  # hydra.run.dir=<the run>: Hydra already appends to its run.log
+    logs = []
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if (isinstance(handler, logging.FileHandler)
+                and os.path.dirname(os.path.realpath(handler.baseFilename)) == hydra_dir):
+            root.removeHandler(handler)
+            handler.close()
+            name = os.path.basename(handler.baseFilename)
+            moved = logging.FileHandler(os.path.join(run_dir, name), mode="a", delay=True)
+            moved.setFormatter(handler.formatter)
+            moved.setLevel(handler.level)
+            root.addHandler(moved)
+            logs.append(name)
+    made = {os.path.join(".hydra", f) for f in ("config.yaml", "hydra.yaml", "overrides.yaml")}
+    found = {os.path.relpath(os.path.join(d, f), hydra_dir)
+             for d, _, files in os.walk(hydra_dir) for f in files}
+    if found <= made | set(logs) and not any(
+            os.path.getsize(os.path.join(hydra_dir, f)) for f in set(logs) & found):
+        shutil.rmtree(hydra_dir)
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
@@ -27,6 +58,8 @@ def main(cfg: DictConfig) -> float:
         if ignored:
             raise ValueError(f"resume={cfg.resume} continues that run with its saved config; "
                              f"drop the other overrides: {' '.join(ignored)}")
+        if os.path.isfile(os.path.join(run_dir, "config.yaml")):
+            log_into(run_dir)
         log.info("resuming the run in %s", run_dir)
         cfg = load_resumable(run_dir)
         results = train(cfg, run_dir, resume=True)

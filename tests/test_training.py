@@ -175,6 +175,36 @@ def test_interrupted_run_resumes_to_the_same_result(tmp_path, monkeypatch, stage
         train(load_resumable(str(cut)), str(cut), resume=True)
 
 
+def test_cli_resume_logs_into_the_run(tmp_path, monkeypatch):
+    args = ["model=legcf", *TINY, *TINY_COARSE]
+    cut = tmp_path / "run"
+    original = RecommenderModule.on_train_epoch_start
+
+    def power_cut(self):
+        if self.current_epoch == 1:
+            raise RuntimeError("power cut")
+        original(self)
+
+    monkeypatch.setattr(RecommenderModule, "on_train_epoch_start", power_cut)
+    with pytest.raises(RuntimeError, match="power cut"):
+        train(compose_cfg(args, cut), str(cut))
+    (cut / "run.log").write_text("earlier lines\n")
+    stray = tmp_path / "hydra-dir"
+    run_cli([f"resume={cut}"], stray)
+    assert (cut / "metrics.json").exists()
+    log_text = (cut / "run.log").read_text()
+    assert log_text.startswith("earlier lines\n")  # appended, not overwritten
+    assert "resuming the run in" in log_text and "resume: stage coarse" in log_text
+    assert not stray.exists()  # Hydra's directory for the call held only its own files
+    # a directory with anything else in it is kept
+    keep = tmp_path / "keep"
+    keep.mkdir()
+    (keep / "notes.txt").write_text("mine")
+    proc = run_cli([f"resume={cut}"], keep, check=False)
+    assert proc.returncode != 0 and "already finished" in proc.stderr
+    assert (keep / "notes.txt").read_text() == "mine"
+
+
 def test_resume_needs_an_interrupted_run(tmp_path):
     args = ["model=legcf", *TINY, *TINY_COARSE]
     cfg = compose_cfg(args, tmp_path)
