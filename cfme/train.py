@@ -187,6 +187,14 @@ def _write_atomic(path: str, text: str) -> None:
     os.replace(tmp, path)
 
 
+def run_state(run_dir: str) -> tuple[bool, bool]:
+    """``(started, finished)`` of the run in ``run_dir``: whether it holds ``progress.json`` or
+    ``checkpoints/*-last.ckpt``, and whether it holds ``metrics.json``."""
+    started = (os.path.isfile(os.path.join(run_dir, PROGRESS_FILE))
+               or bool(glob.glob(os.path.join(run_dir, "checkpoints", "*-last.ckpt"))))
+    return started, os.path.isfile(os.path.join(run_dir, "metrics.json"))
+
+
 def train(cfg: DictConfig, run_dir: str, resume: bool = False) -> dict:
     """Train every stage of ``cfg.model`` and write ``metrics.json`` into ``run_dir``.
 
@@ -204,9 +212,7 @@ def train(cfg: DictConfig, run_dir: str, resume: bool = False) -> dict:
     os.makedirs(run_dir, exist_ok=True)
     progress_path = os.path.join(run_dir, PROGRESS_FILE)
     ckpt_dir = os.path.join(run_dir, "checkpoints")
-    lasts = glob.glob(os.path.join(ckpt_dir, "*-last.ckpt"))
-    started = os.path.isfile(progress_path) or bool(lasts)
-    finished = os.path.isfile(os.path.join(run_dir, "metrics.json"))
+    started, finished = run_state(run_dir)
     done: dict = {}
     if resume:
         if finished:

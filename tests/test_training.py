@@ -67,6 +67,7 @@ def test_cfme_end_to_end_cli(tmp_path):
         assert metrics["time"][key] >= 0
     assert os.path.isfile(metrics["stages"]["coarse"]["checkpoint"])
     assert (tmp_path / "config.yaml").is_file()
+    assert "eval.save_topk=true" in (tmp_path / ".hydra" / "overrides.yaml").read_text()
     top = np.load(tmp_path / "topk_test_fine.npz")
     assert top["items"].shape[1] == 50 and len(top["users"]) == top["items"].shape[0]
     history = metrics["stages"]["coarse"]["history"]
@@ -189,13 +190,26 @@ def test_cli_resume_logs_into_the_run(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="power cut"):
         train(compose_cfg(args, cut), str(cut))
     (cut / "run.log").write_text("earlier lines\n")
-    stray = tmp_path / "hydra-dir"
-    run_cli([f"resume={cut}"], stray)
+    record = {f: f"the run's own {f}\n" for f in ("config.yaml", "hydra.yaml", "overrides.yaml")}
+    (cut / ".hydra").mkdir()
+    for name, text in record.items():
+        (cut / ".hydra" / name).write_text(text)
+
+    def record_kept():
+        return {f: (cut / ".hydra" / f).read_text() for f in record} == record
+
+    run_cli([f"resume={cut}"], cut)  # hydra.run.dir=<the run> too
     assert (cut / "metrics.json").exists()
     log_text = (cut / "run.log").read_text()
     assert log_text.startswith("earlier lines\n")  # appended, not overwritten
     assert "resuming the run in" in log_text and "resume: stage coarse" in log_text
-    assert not stray.exists()  # Hydra's directory for the call held only its own files
+    assert record_kept()  # Hydra's record of this call did not replace the run's
+    # resuming from elsewhere: the log goes to the run, Hydra's own directory is removed
+    stray = tmp_path / "hydra-dir"
+    proc = run_cli([f"resume={cut}"], stray, check=False)
+    assert proc.returncode != 0 and "already finished" in proc.stderr
+    assert (cut / "run.log").read_text().count("resuming the run in") == 2
+    assert not stray.exists()  # it held only Hydra's own files
     # a directory with anything else in it is kept
     keep = tmp_path / "keep"
     keep.mkdir()
@@ -203,6 +217,10 @@ def test_cli_resume_logs_into_the_run(tmp_path, monkeypatch):
     proc = run_cli([f"resume={cut}"], keep, check=False)
     assert proc.returncode != 0 and "already finished" in proc.stderr
     assert (keep / "notes.txt").read_text() == "mine"
+    # a new run refused in the finished run's directory leaves its record too
+    proc = run_cli(args, cut, check=False)
+    assert proc.returncode != 0 and "holds a finished run" in proc.stderr
+    assert record_kept()
 
 
 def test_resume_needs_an_interrupted_run(tmp_path):
