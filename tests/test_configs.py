@@ -112,6 +112,10 @@ def test_data_instantiates(option, tmp_path):
     assert isinstance(dm, InteractionDataModule)
     assert dm.name == option and dm.root == str(tmp_path)
     assert dm.n_neg == 5 and dm.split_seed == 2024 and dm.sample_seed == cfg.seed
+    assert dm.split_method == "default"
+    other = load([f"data={option}", "data.root=" + str(tmp_path), "data.split_method=authors"],
+                 tmp_path)
+    assert instantiate(other.data).split_method == "authors"
     assert list(tmp_path.iterdir()) == []
     expected_layers = {"amazon-book": 4}.get(option, 3)  # SPEC: L per dataset
     assert cfg.dataset.layers == expected_layers

@@ -90,3 +90,21 @@ def test_validation_test_split(dm, raw):
                          strict=True))
     assert not val_pairs & rest_pairs
     assert val_pairs | rest_pairs == test_pairs
+
+
+def test_authors_split(raw, dm):
+    """``split_method=authors`` on the real files: the protocol's sizes, other items than ours."""
+    from cfme.data.split import authors_validation_split
+
+    authors = authors_validation_split(raw.test_users, raw.test_items, 2024)
+    per_user = np.bincount(raw.test_users, minlength=USERS)
+    expected_val = np.where(per_user > 0, np.maximum(1, -(-per_user // 3)), 0)
+    np.testing.assert_array_equal(np.bincount(raw.test_users[authors], minlength=USERS),
+                                  expected_val)
+    # the default draw (dm, seed 2024) keeps other test items: a share near 2/3 in common
+    rest = raw.test_users[~authors] * ITEMS + raw.test_items[~authors]
+    test_users = dm.user_ids[np.repeat(np.arange(USERS), dm.test.degree())]
+    ours = test_users * ITEMS + dm.item_ids[dm.test.indices]
+    shared = np.intersect1d(rest, ours).size / rest.size
+    print(f"gowalla test pairs shared by the authors' draw and ours (seed 2024): {shared:.4f}")
+    assert rest.size == ours.size and 0.55 < shared < 0.75

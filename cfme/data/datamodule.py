@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from cfme.data.datasets import RawSplit, load_split
 from cfme.data.sampler import EpochTriplets, TripletSampler
-from cfme.data.split import validation_split
+from cfme.data.split import SPLIT_METHODS, split_validation
 from cfme.data.synthetic import generate_synthetic
 from cfme.graph import TrainingGraph
 
@@ -79,6 +79,11 @@ class InteractionDataModule(L.LightningDataModule):
         download: fetch a known dataset's absent files.
         synthetic: generator arguments for ``name=synthetic``.
         split_seed: seed of the validation/test split.
+        split_method: how the split is drawn: ``default`` (vectorized, numpy's
+            ``Generator``) or ``authors`` (the authors' loader's draw: numpy's legacy
+            ``RandomState(split_seed)``, one ``choice`` per user in file order, so the same
+            validation and test items as their runs with that seed). Both put
+            ``ceil(|test_u| / 3)`` of each user's test items in validation.
         sample_seed: seed of the triplet sampler.
         n_neg: negatives per drawn user.
         batch_size: triplets per training step.
@@ -101,7 +106,7 @@ class InteractionDataModule(L.LightningDataModule):
                  synthetic: dict | None = None, split_seed: int = 2024, sample_seed: int = 0,
                  n_neg: int = 5, batch_size: int = 8192, eval_chunk: int = 2048,
                  eval_memory_mb: int = 512,
-                 reorder: str | bool = "metis"):
+                 reorder: str | bool = "metis", split_method: str = "default"):
         super().__init__()
         self.name, self.root, self.cache_dir, self.download = name, root, cache_dir, download
         self.synthetic = dict(synthetic or {})
@@ -109,6 +114,10 @@ class InteractionDataModule(L.LightningDataModule):
         self.n_neg, self.batch_size, self.eval_chunk = n_neg, batch_size, eval_chunk
         self.eval_memory_mb = eval_memory_mb
         self.reorder = normalize_reorder(reorder)
+        if split_method not in SPLIT_METHODS:
+            raise ValueError(f"data.split_method={split_method!r} must be one of "
+                             f"{', '.join(SPLIT_METHODS)}")
+        self.split_method = split_method
         self.raw: RawSplit | None = None
 
     def prepare_data(self) -> None:
@@ -128,6 +137,9 @@ class InteractionDataModule(L.LightningDataModule):
             return
         raw = self._load()
         self.num_users, self.num_items = raw.num_users, raw.num_items
+        # drawn on the files' ids (relabelling keeps the pairs' order, so the mask carries over)
+        is_val = split_validation(raw.test_users, raw.test_items, self.split_seed,
+                                  self.split_method)
         if self.reorder != "none":
             self.user_ids, self.item_ids = locality_order(raw, self.reorder)
             raw = relabel(raw, self.user_ids, self.item_ids)
@@ -137,7 +149,6 @@ class InteractionDataModule(L.LightningDataModule):
         self.order_digest = hashlib.sha1(self.user_ids.astype(np.int64).tobytes()
                                          + self.item_ids.astype(np.int64).tobytes()).hexdigest()[:16]
         self.train = CSRPairs(raw.train_users, raw.train_items, raw.num_users)
-        is_val = validation_split(raw.test_users, self.split_seed)
         self.val = CSRPairs(raw.test_users[is_val], raw.test_items[is_val], raw.num_users)
         self.test = CSRPairs(raw.test_users[~is_val], raw.test_items[~is_val], raw.num_users)
         self.graph = TrainingGraph.from_interactions(raw.train_users, raw.train_items,

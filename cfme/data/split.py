@@ -38,3 +38,54 @@ def validation_split(users: np.ndarray, seed: int) -> np.ndarray:
     counts = np.bincount(users)
     n_val = np.maximum(1, -(-counts // 3))
     return rank_within_groups(users, rng.random(users.size)) < n_val[users]
+
+
+SPLIT_METHODS = ("default", "authors")
+
+
+def authors_validation_split(users: np.ndarray, items: np.ndarray, seed: int) -> np.ndarray:
+    """The validation draw of the authors' data loader (C2F-MetaEmbed, LEGCF), repeated.
+
+    Their loader seeds numpy's global legacy generator with the run's seed and then, for
+    each line of ``test.txt`` in file order, draws ``max(1, ceil(|items| / 3))`` items for
+    validation with ``np.random.choice(list(set(items)), size, replace=False)``. This does the
+    same with a ``RandomState(seed)``, so it picks the same items as their runs with that
+    seed. Users are taken in order of first appearance (the files' line order), a user's
+    items in array order (the file's order, duplicates dropped, which leaves the set's order
+    unchanged). Ids must be the files' own: the set's order depends on their values.
+
+    Args:
+        users: ``[n_test]`` user of each test pair, in file order.
+        items: ``[n_test]`` item of each test pair (the files' ids).
+    Returns:
+        ``[n_test]`` bool, True for validation.
+    """
+    rng = np.random.RandomState(seed)
+    is_val = np.zeros(users.size, dtype=bool)
+    if users.size == 0:
+        return is_val
+    order = np.argsort(users, kind="stable")
+    sorted_users = users[order]
+    starts = np.r_[0, np.flatnonzero(np.diff(sorted_users)) + 1]
+    ends = np.r_[starts[1:], users.size]
+    for group in np.argsort(order[starts]):  # users in order of first appearance
+        rows = order[starts[group]:ends[group]]
+        pool = list(set(items[rows].tolist()))
+        size = max(1, int(np.ceil((1 / 3) * len(pool))))
+        chosen = rng.choice(pool, size=size, replace=False)
+        is_val[rows[np.isin(items[rows], chosen)]] = True
+    return is_val
+
+
+def split_validation(users: np.ndarray, items: np.ndarray, seed: int,
+                     method: str = "default") -> np.ndarray:
+    """Mask of the test pairs that move to validation, by ``method`` (``data.split_method``).
+
+    ``default`` is :func:`validation_split` (vectorized, numpy's ``Generator``); ``authors`` is
+    :func:`authors_validation_split`. Both follow the SPEC protocol; they draw different items.
+    """
+    if method == "default":
+        return validation_split(users, seed)
+    if method == "authors":
+        return authors_validation_split(users, items, seed)
+    raise ValueError(f"data.split_method={method!r} must be one of {', '.join(SPLIT_METHODS)}")
