@@ -61,6 +61,12 @@ def load_stage_state(path: str, datamodule, setting: str = "model.init_from") ->
                 f"ids)" if got["reorder"] != want["reorder"] else "")
         raise ValueError(f"{setting}={path}: checkpoint is of {got}, this run is {want}{hint}")
     check_order_digest(meta, datamodule.order_digest, f"{setting}={path}")
+    split = {"method": datamodule.split_method, "seed": datamodule.split_seed}
+    if meta.get("split") not in (None, split):
+        log.warning("%s=%s: stage 1 chose this checkpoint on the validation items of split %s, "
+                    "this run validates and tests on split %s: some of its test items were "
+                    "stage 1's validation items (never trained on; the authors' CFME seeds "
+                    "2025 and 2026 ran this way)", setting, path, meta["split"], split)
     state = ckpt["state_dict"]
     optimizers = ckpt.get("optimizer_states") or [None]
     return {"codebook": state["net.codebook"], "s_index": state["net.s_index"],
@@ -72,7 +78,8 @@ def checkpoint_meta(datamodule) -> dict:
     """Facts about the data a checkpoint records, so that reloads can be checked."""
     return {"dataset": datamodule.name, "num_users": datamodule.num_users,
             "num_items": datamodule.num_items, "reorder": datamodule.reorder,
-            "order_digest": datamodule.order_digest}
+            "order_digest": datamodule.order_digest,
+            "split": {"method": datamodule.split_method, "seed": datamodule.split_seed}}
 
 
 def _saved_reorder(ckpt_path: str) -> str | None:

@@ -295,18 +295,29 @@ def test_lightgcn_beats_popularity_on_synthetic(tmp_path):
     assert results["test"]["test/ndcg@20"] > 1.5 * pop["ndcg@20"], (results["test"], pop)
 
 
-def test_checkpoint_node_order_is_checked(tmp_path):
+def test_checkpoint_node_order_is_checked(tmp_path, caplog):
     run = tmp_path / "run"
     train(compose_cfg(["model=legcf", *TINY, *TINY_COARSE, "data.reorder=false"], run), str(run))
     ckpt_path = run / "checkpoints" / "coarse-fixed-best.ckpt"
     ckpt = torch.load(ckpt_path, weights_only=False)
     assert ckpt["cfme"]["reorder"] == "none" and len(ckpt["cfme"]["order_digest"]) == 16
+    assert ckpt["cfme"]["split"] == {"method": "default", "seed": 2024}
 
-    def datamodule(reorder):
+    def datamodule(reorder, **split):
         dm = InteractionDataModule("synthetic", synthetic=dict(num_users=150, num_items=200,
-                                                               num_clusters=5), reorder=reorder)
+                                                               num_clusters=5), reorder=reorder,
+                                   **split)
         dm.setup()
         return dm
+
+    # stage 2 on another split than stage 1's loads, with a warning naming both splits
+    with caplog.at_level("WARNING", logger="cfme.train"):
+        load_stage_state(str(ckpt_path), datamodule(False))
+        assert "split" not in caplog.text
+        load_stage_state(str(ckpt_path), datamodule(False, split_method="authors",
+                                                     split_seed=2025))
+    assert "'method': 'default', 'seed': 2024" in caplog.text
+    assert "'method': 'authors', 'seed': 2025" in caplog.text
 
     # a checkpoint from before the order was recorded: the order is read from its run's config
     del ckpt["cfme"]["reorder"], ckpt["cfme"]["order_digest"]
