@@ -240,6 +240,7 @@ def test_paper_preset_is_the_published_schedule(tmp_path):
     node = resolved(load(["experiment=paper_gowalla"], tmp_path))
     model = node["model"]
     assert node["data"]["name"] == "gowalla" and model["stages"] == ["coarse", "fine"]
+    assert (node["data"]["split_method"], node["data"]["split_seed"]) == ("authors", 2024)
     assert model["bias"] is True
     assert (model["coarse"]["batch_size"], model["coarse"]["lr"]) == (8192, pytest.approx(1e-3))
     assert (model["fine"]["batch_size"], model["fine"]["lr"]) == (32768, pytest.approx(3e-3))
