@@ -62,11 +62,12 @@ def load_stage_state(path: str, datamodule, setting: str = "model.init_from") ->
         raise ValueError(f"{setting}={path}: checkpoint is of {got}, this run is {want}{hint}")
     check_order_digest(meta, datamodule.order_digest, f"{setting}={path}")
     split = {"method": datamodule.split_method, "seed": datamodule.split_seed}
-    if meta.get("split") not in (None, split):
+    saved_split = meta.get("split") or _saved_split(path)
+    if saved_split not in (None, split):
         log.warning("%s=%s: stage 1 chose this checkpoint on the validation items of split %s, "
                     "this run validates and tests on split %s: some of its test items were "
-                    "stage 1's validation items (never trained on; the authors' CFME seeds "
-                    "2025 and 2026 ran this way)", setting, path, meta["split"], split)
+                    "stage 1's validation items (never trained on; the published CFME runs "
+                    "with seeds 2025 and 2026 ran this way)", setting, path, saved_split, split)
     state = ckpt["state_dict"]
     optimizers = ckpt.get("optimizer_states") or [None]
     return {"codebook": state["net.codebook"], "s_index": state["net.s_index"],
@@ -80,6 +81,19 @@ def checkpoint_meta(datamodule) -> dict:
             "num_items": datamodule.num_items, "reorder": datamodule.reorder,
             "order_digest": datamodule.order_digest,
             "split": {"method": datamodule.split_method, "seed": datamodule.split_seed}}
+
+
+def _saved_split(ckpt_path: str) -> dict | None:
+    """``{"method", "seed"}`` of the split of the run a checkpoint belongs to, from its
+    ``config.yaml`` (checkpoints from before they recorded it); None without one."""
+    config = os.path.join(os.path.dirname(os.path.dirname(ckpt_path)), "config.yaml")
+    if not os.path.isfile(config):
+        return None
+    data = OmegaConf.load(config).get("data", {})
+    if data.get("split_seed") is None:
+        return None
+    # runs from before data.split_method existed drew the default split
+    return {"method": data.get("split_method", "default"), "seed": int(data["split_seed"])}
 
 
 def _saved_reorder(ckpt_path: str) -> str | None:

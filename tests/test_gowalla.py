@@ -92,11 +92,23 @@ def test_validation_test_split(dm, raw):
     assert val_pairs | rest_pairs == test_pairs
 
 
-def test_authors_split(raw, dm):
-    """``split_method=authors`` on the real files: the protocol's sizes, other items than ours."""
+def test_authors_split(root, raw, dm):
+    """``split_method=authors`` on the real files: their loader's items, other items than ours."""
     from cfme.data.split import authors_validation_split
 
     authors = authors_validation_split(raw.test_users, raw.test_items, 2024)
+    # the authors' loop, as in their data loader, over the real test.txt
+    rng = np.random.RandomState(2024)
+    expected = set()
+    for line in (root / "gowalla" / "test.txt").read_text().splitlines():
+        tokens = line.strip().split(" ")
+        items = list(set(int(i) for i in tokens[1:]))
+        if items:
+            size = max(1, int(np.ceil((1 / 3) * len(items))))
+            expected |= {(int(tokens[0]), int(i))
+                         for i in rng.choice(items, size=size, replace=False)}
+    drawn = zip(raw.test_users[authors].tolist(), raw.test_items[authors].tolist(), strict=True)
+    assert set(drawn) == expected
     per_user = np.bincount(raw.test_users, minlength=USERS)
     expected_val = np.where(per_user > 0, np.maximum(1, -(-per_user // 3)), 0)
     np.testing.assert_array_equal(np.bincount(raw.test_users[authors], minlength=USERS),

@@ -93,3 +93,13 @@ def test_datamodule_draws_on_the_files_ids(tmp_path, reorder):
 def test_bad_split_method_is_refused():
     with pytest.raises(ValueError, match="data.split_method='numpy'"):
         InteractionDataModule("synthetic", split_method="numpy")
+
+
+def test_a_user_on_lines_apart_is_drawn_once_with_a_warning(caplog):
+    users, items = np.array([0, 0, 1, 0, 0, 0]), np.array([5, 6, 7, 8, 9, 10])
+    with caplog.at_level("WARNING", logger="cfme.data.split"):
+        authors_validation_split(users[:3], items[:3], 1)
+        assert caplog.text == ""
+        mask = authors_validation_split(users, items, 1)
+    assert "1 more groups of lines than users" in caplog.text
+    assert mask[users == 0].sum() == 2 and mask[users == 1].sum() == 1  # ceil(5 / 3), 1

@@ -12,7 +12,7 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import open_dict
+from omegaconf import OmegaConf, open_dict
 
 from cfme.data import InteractionDataModule
 from cfme.embeddings import CoarseMetaEmbedding
@@ -318,6 +318,19 @@ def test_checkpoint_node_order_is_checked(tmp_path, caplog):
                                                      split_seed=2025))
     assert "'method': 'default', 'seed': 2024" in caplog.text
     assert "'method': 'authors', 'seed': 2025" in caplog.text
+    # a checkpoint from before checkpoints recorded the split: its run's config.yaml says it
+    # (a config from before data.split_method existed means the default draw)
+    config = OmegaConf.load(run / "config.yaml")
+    del config.data["split_method"]
+    OmegaConf.save(config, run / "config.yaml")
+    old = dict(ckpt, cfme={k: v for k, v in ckpt["cfme"].items() if k != "split"})
+    old_path = run / "checkpoints" / "old.ckpt"
+    torch.save(old, old_path)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="cfme.train"):
+        load_stage_state(str(old_path), datamodule(False, split_seed=2025))
+    assert "'method': 'default', 'seed': 2024" in caplog.text
+    assert "'method': 'default', 'seed': 2025" in caplog.text
 
     # a checkpoint from before the order was recorded: the order is read from its run's config
     del ckpt["cfme"]["reorder"], ckpt["cfme"]["order_digest"]

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 
 def rank_within_groups(groups: np.ndarray, noise: np.ndarray) -> np.ndarray:
@@ -52,7 +56,9 @@ def authors_validation_split(users: np.ndarray, items: np.ndarray, seed: int) ->
     same with a ``RandomState(seed)``, so it picks the same items as their runs with that
     seed. Users are taken in order of first appearance (the files' line order), a user's
     items in array order (the file's order, duplicates dropped, which leaves the set's order
-    unchanged). Ids must be the files' own: the set's order depends on their values.
+    unchanged). Ids must be the files' own: the set's order depends on their values. A
+    user on several lines is drawn once over all their items, where the authors' loader
+    draws per line; a warning says so when the lines are apart.
 
     Args:
         users: ``[n_test]`` user of each test pair, in file order.
@@ -67,6 +73,11 @@ def authors_validation_split(users: np.ndarray, items: np.ndarray, seed: int) ->
     order = np.argsort(users, kind="stable")
     sorted_users = users[order]
     starts = np.r_[0, np.flatnonzero(np.diff(sorted_users)) + 1]
+    runs = 1 + int(np.count_nonzero(np.diff(users)))
+    if runs > starts.size:
+        log.warning("data.split_method=authors: some users' test items are on lines apart "
+                    "(%d more groups of lines than users); the authors' loader draws per line, "
+                    "this draws once per user", runs - starts.size)
     ends = np.r_[starts[1:], users.size]
     for group in np.argsort(order[starts]):  # users in order of first appearance
         rows = order[starts[group]:ends[group]]
