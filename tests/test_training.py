@@ -400,3 +400,21 @@ def test_phase_patience_counts_per_phase(tmp_path):
                       tmp_path)
     with pytest.raises(ValueError, match="model.coarse.update.patience=0"):
         train(cfg, str(tmp_path / "run"))
+
+
+def test_the_split_does_not_touch_training(tmp_path):
+    # while no phase changes, runs on two splits train the same model: only validation differs
+    args = ["model=legcf", *TINY, "model.coarse.patience=50", "model.coarse.max_epochs=3"]
+    runs = {}
+    for method in ("default", "authors"):
+        run = tmp_path / method
+        train(compose_cfg([*args, f"data.split_method={method}"], run), str(run))
+        with open(run / "csv" / "metrics.csv") as fh:
+            val = [r["val/ndcg@20"] for r in csv.DictReader(fh) if r.get("val/ndcg@20")]
+        state = torch.load(run / "checkpoints" / "coarse-last.ckpt",
+                           weights_only=False)["state_dict"]
+        runs[method] = val, state
+    (val_a, state_a), (val_b, state_b) = runs["default"], runs["authors"]
+    assert state_a.keys() == state_b.keys()
+    assert all(torch.equal(state_a[k], state_b[k]) for k in state_a)
+    assert len(val_a) == 3 and val_a != val_b
