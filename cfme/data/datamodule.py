@@ -81,8 +81,8 @@ class InteractionDataModule(L.LightningDataModule):
         split_seed: seed of the validation/test split.
         split_method: how the split is drawn: ``default`` (vectorized, numpy's
             ``Generator``) or ``authors`` (the authors' loader's draw: numpy's legacy
-            ``RandomState(split_seed)``, one ``choice`` per user in file order, so the same
-            validation and test items as their runs with that seed). Both put
+            ``RandomState(split_seed)``, one ``choice`` per user in file order: on their
+            files, the validation and test items of their runs with that seed). Both put
             ``ceil(|test_u| / 3)`` of each user's test items in validation.
         sample_seed: seed of the triplet sampler.
         n_neg: negatives per drawn user.

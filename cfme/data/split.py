@@ -1,4 +1,4 @@
-"""Per-user random splits (vectorized)."""
+"""Per-user random validation/test splits: ours (vectorized) and the authors' draw."""
 
 from __future__ import annotations
 
@@ -53,8 +53,8 @@ def authors_validation_split(users: np.ndarray, items: np.ndarray, seed: int) ->
     Their loader seeds numpy's global legacy generator with the run's seed and then, for
     each line of ``test.txt`` in file order, draws ``max(1, ceil(|items| / 3))`` items for
     validation with ``np.random.choice(list(set(items)), size, replace=False)``. This does the
-    same with a ``RandomState(seed)``, so it picks the same items as their runs with that
-    seed. Users are taken in order of first appearance (the files' line order), a user's
+    same with a ``RandomState(seed)``, so on their files it picks the items of their runs
+    with that seed. Users are taken in order of first appearance (the files' line order), a user's
     items in array order (the file's order, duplicates dropped, which leaves the set's order
     unchanged). Ids must be the files' own: the set's order depends on their values. A
     user on several lines is drawn once over all their items, where the authors' loader
