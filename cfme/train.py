@@ -83,25 +83,31 @@ def checkpoint_meta(datamodule) -> dict:
             "split": {"method": datamodule.split_method, "seed": datamodule.split_seed}}
 
 
-def _saved_split(ckpt_path: str) -> dict | None:
-    """``{"method", "seed"}`` of the split of the run a checkpoint belongs to, from its
-    ``config.yaml`` (checkpoints from before they recorded it); None without one."""
+def _saved_data_config(ckpt_path: str):
+    """The ``data`` node of the ``config.yaml`` of the run a checkpoint belongs to
+    (``<run>/checkpoints/x.ckpt``); None without one."""
     config = os.path.join(os.path.dirname(os.path.dirname(ckpt_path)), "config.yaml")
     if not os.path.isfile(config):
         return None
-    data = OmegaConf.load(config).get("data", {})
-    if data.get("split_seed") is None:
+    return OmegaConf.load(config).get("data", {})
+
+
+def _saved_split(ckpt_path: str) -> dict | None:
+    """``{"method", "seed"}`` of the split of a checkpoint's run, from its ``config.yaml``
+    (checkpoints from before they recorded it); None without one."""
+    data = _saved_data_config(ckpt_path)
+    if data is None or data.get("split_seed") is None:
         return None
     # runs from before data.split_method existed drew the default split
     return {"method": data.get("split_method", "default"), "seed": int(data["split_seed"])}
 
 
 def _saved_reorder(ckpt_path: str) -> str | None:
-    """``data.reorder`` of the run a checkpoint belongs to (``<run>/checkpoints/x.ckpt``)."""
-    config = os.path.join(os.path.dirname(os.path.dirname(ckpt_path)), "config.yaml")
-    if not os.path.isfile(config):
+    """``data.reorder`` of the run a checkpoint belongs to, from its ``config.yaml``."""
+    data = _saved_data_config(ckpt_path)
+    if data is None:
         return None
-    value = OmegaConf.load(config).get("data", {}).get("reorder")
+    value = data.get("reorder")
     # runs from before data.reorder existed kept the files' order
     return "none" if value is None else normalize_reorder(value)
 

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+from test_split import reference_draw
 
 from cfme.data import InteractionDataModule, load_split
 
@@ -98,15 +99,7 @@ def test_authors_split(root, raw, dm):
 
     authors = authors_validation_split(raw.test_users, raw.test_items, 2024)
     # the authors' loop, as in their data loader, over the real test.txt
-    rng = np.random.RandomState(2024)
-    expected = set()
-    for line in (root / "gowalla" / "test.txt").read_text().splitlines():
-        tokens = line.strip().split(" ")
-        items = list(set(int(i) for i in tokens[1:]))
-        if items:
-            size = max(1, int(np.ceil((1 / 3) * len(items))))
-            expected |= {(int(tokens[0]), int(i))
-                         for i in rng.choice(items, size=size, replace=False)}
+    expected = reference_draw((root / "gowalla" / "test.txt").read_text().splitlines(), 2024)
     drawn = zip(raw.test_users[authors].tolist(), raw.test_items[authors].tolist(), strict=True)
     assert set(drawn) == expected
     per_user = np.bincount(raw.test_users, minlength=USERS)

@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from cfme.data.datasets import RawSplit, load_split
 from cfme.data.sampler import EpochTriplets, TripletSampler
-from cfme.data.split import SPLIT_METHODS, split_validation
+from cfme.data.split import check_split_method, split_validation
 from cfme.data.synthetic import generate_synthetic
 from cfme.graph import TrainingGraph
 
@@ -114,10 +114,7 @@ class InteractionDataModule(L.LightningDataModule):
         self.n_neg, self.batch_size, self.eval_chunk = n_neg, batch_size, eval_chunk
         self.eval_memory_mb = eval_memory_mb
         self.reorder = normalize_reorder(reorder)
-        if split_method not in SPLIT_METHODS:
-            raise ValueError(f"data.split_method={split_method!r} must be one of "
-                             f"{', '.join(SPLIT_METHODS)}")
-        self.split_method = split_method
+        self.split_method = check_split_method(split_method)
         self.raw: RawSplit | None = None
 
     def prepare_data(self) -> None:

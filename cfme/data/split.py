@@ -47,6 +47,14 @@ def validation_split(users: np.ndarray, seed: int) -> np.ndarray:
 SPLIT_METHODS = ("default", "authors")
 
 
+def check_split_method(method: str) -> str:
+    """``method`` if it is one of SPLIT_METHODS, else an error naming ``data.split_method``."""
+    if method not in SPLIT_METHODS:
+        raise ValueError(f"data.split_method={method!r} must be one of "
+                         f"{', '.join(SPLIT_METHODS)}")
+    return method
+
+
 def authors_validation_split(users: np.ndarray, items: np.ndarray, seed: int) -> np.ndarray:
     """The validation draw of the authors' data loader (C2F-MetaEmbed, LEGCF), repeated.
 
@@ -95,8 +103,6 @@ def split_validation(users: np.ndarray, items: np.ndarray, seed: int,
     ``default`` is :func:`validation_split` (vectorized, numpy's ``Generator``); ``authors`` is
     :func:`authors_validation_split`. Both follow the SPEC protocol; they draw different items.
     """
-    if method == "default":
-        return validation_split(users, seed)
-    if method == "authors":
+    if check_split_method(method) == "authors":
         return authors_validation_split(users, items, seed)
-    raise ValueError(f"data.split_method={method!r} must be one of {', '.join(SPLIT_METHODS)}")
+    return validation_split(users, seed)
