@@ -50,6 +50,19 @@ class GraphRecommender(nn.Module):
             out = out + self.bias[users, None] + self.bias[self.num_users:-1][None] + self.bias[-1]
         return out
 
+    def _init_bias(self, std: float) -> None:
+        """Draw the N per-entity biases from N(0, std²); the global one stays 0.
+
+        ``std = 0`` keeps them all zero and draws nothing. The authors' code starts from
+        N(0, 1): its bias is torchfm's ``FeaturesLinear``, an ``nn.Embedding`` with
+        PyTorch's default init, plus a zero global term.
+        """
+        if std < 0:
+            raise ValueError(f"model.bias_init_std={std} must be >= 0")
+        if std > 0 and self.bias is not None:
+            with torch.no_grad():
+                self.bias[:-1].normal_(0.0, std)
+
     def update_assignment(self, h: Tensor) -> None:  # pragma: no cover - overridden
         raise NotImplementedError(f"{type(self).__name__} has no assignment to update")
 
@@ -65,9 +78,10 @@ class FullEmbedding(GraphRecommender):
     """One row per entity (``[N, d]``, init N(0, 0.1²)); LightGCN (L >= 1) or MF (L = 0)."""
 
     def __init__(self, graph: TrainingGraph, dim: int = 128, num_layers: int = 3,
-                 bias: bool = False, init_std: float = 0.1):
+                 bias: bool = False, init_std: float = 0.1, bias_init_std: float = 0.0):
         super().__init__(graph, dim, num_layers, bias)
         self.weight = nn.Parameter(torch.randn(self.num_entities, dim) * init_std)
+        self._init_bias(bias_init_std)
         self._adj: Tensor | None = None
 
     def forward(self) -> tuple[Tensor, Tensor]:
@@ -93,7 +107,8 @@ class CoarseMetaEmbedding(GraphRecommender):
 
     def __init__(self, graph: TrainingGraph, dim: int = 128, num_layers: int = 3,
                  num_coarse: int = 300, t: int = 2, anchor_weight: float = 0.5,
-                 partition: str = "metis", seed: int = 0, bias: bool = False):
+                 partition: str = "metis", seed: int = 0, bias: bool = False,
+                 bias_init_std: float = 0.0):
         super().__init__(graph, dim, num_layers, bias)
         if not 1 <= t <= num_coarse:
             raise ValueError(f"model.coarse.net.t={t} must be between 1 and num_coarse={num_coarse}")
@@ -101,6 +116,7 @@ class CoarseMetaEmbedding(GraphRecommender):
             raise ValueError(f"model.coarse.net.anchor_weight={anchor_weight} must be in [0, 1]")
         self.num_coarse, self.t = num_coarse, t
         self.codebook = nn.Parameter(torch.randn(num_coarse, dim))
+        self._init_bias(bias_init_std)  # after C: the option leaves C's draw as it was
         parts = assignment.partition(graph, num_coarse, seed, partition)
         s_index, s_value = assignment.coarse_init(parts, num_coarse, t, anchor_weight, seed)
         self.register_buffer("s_index", s_index)

@@ -214,8 +214,9 @@ def test_spec_defaults(option, tmp_path):
     assert coarse["patience"] == 5
     assert coarse["update"]["frequency"] == "every_epoch"
     assert coarse["update"]["lr"] is None  # the stage's lr in both phases
-    # the authors' per-entity bias, on in the nets of every stage
+    # the authors' per-entity bias, on in the nets of every stage; zeros unless asked
     assert model["bias"] is True and coarse["net"]["bias"] is True
+    assert model["bias_init_std"] == 0.0 and coarse["net"]["bias_init_std"] == 0.0
     assert node["data"]["n_neg"] == 5
     assert node["eval"]["ks"] == [5, 10, 20, 50]
     assert node["eval"]["monitor"] == "val/ndcg@5"
@@ -242,6 +243,8 @@ def test_paper_preset_is_the_published_schedule(tmp_path):
     assert node["data"]["name"] == "gowalla" and model["stages"] == ["coarse", "fine"]
     assert (node["data"]["split_method"], node["data"]["split_seed"]) == ("authors", 2024)
     assert model["bias"] is True
+    # the authors' bias starts from N(0, 1) (torchfm's FeaturesLinear, an nn.Embedding)
+    assert model["bias_init_std"] == 1.0 and model["coarse"]["net"]["bias_init_std"] == 1.0
     assert (model["coarse"]["batch_size"], model["coarse"]["lr"]) == (8192, pytest.approx(1e-3))
     assert (model["fine"]["batch_size"], model["fine"]["lr"]) == (32768, pytest.approx(3e-3))
     assert model["coarse"]["update"] == {"frequency": "every_epoch", "every": 1, "lr": None,
@@ -262,3 +265,12 @@ def test_overrides_propagate(tmp_path):
     assert node["data"]["sample_seed"] == 7
     assert node["name"] == "cfme-gowalla"
 
+
+
+@pytest.mark.parametrize("option, stage", [("full", "full"), ("legcf", "coarse"),
+                                           ("cfme", "coarse")])
+def test_bias_init_std_reaches_the_net(option, stage, tmp_path):
+    model = resolved(load([f"model={option}", "model.bias_init_std=0.5"], tmp_path))["model"]
+    assert model[stage]["net"]["bias_init_std"] == 0.5
+    if option == "cfme":  # stage 2 takes stage 1's trained bias; it draws none
+        assert "bias_init_std" not in model["fine"]["net"]

@@ -148,6 +148,23 @@ def test_coarse_init_deterministic_under_seed():
     assert torch.equal(a.s_index, b.s_index)
 
 
+def test_bias_init_std_draws_entity_biases_only_and_leaves_the_codebook():
+    g = toy_graph(300, 400)  # N = 700
+    torch.manual_seed(0)
+    zero = CoarseMetaEmbedding(g, dim=4, num_coarse=5, bias=True)
+    torch.manual_seed(0)
+    drawn = CoarseMetaEmbedding(g, dim=4, num_coarse=5, bias=True, bias_init_std=1.0)
+    assert torch.equal(zero.bias, torch.zeros(g.num_nodes + 1))
+    assert torch.equal(zero.codebook, drawn.codebook)  # C's draw does not move
+    assert drawn.bias[-1] == 0  # the global term starts at 0, as torchfm's
+    assert 0.9 < drawn.bias[:-1].std() < 1.1 and abs(drawn.bias[:-1].mean()) < 0.1
+    torch.manual_seed(0)
+    full = FullEmbedding(g, dim=4, bias=True, bias_init_std=0.5)
+    assert 0.45 < full.bias[:-1].std() < 0.55 and full.bias[-1] == 0
+    with pytest.raises(ValueError, match="model.bias_init_std=-1"):
+        CoarseMetaEmbedding(g, dim=4, num_coarse=5, bias=True, bias_init_std=-1.0)
+
+
 def test_soft_threshold():
     x = torch.tensor([-2.5, -1.0, -0.3, 0.0, 0.7, 1.0, 1.5])
     assert torch.allclose(soft_threshold(x, 1.0), torch.tensor([-1.5, 0, 0, 0, 0, 0, 0.5]))
