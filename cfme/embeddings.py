@@ -7,6 +7,8 @@ are ``<h_u, h_i>`` plus an optional per-entity bias.
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import torch
 from torch import Tensor, nn
@@ -15,6 +17,8 @@ from cfme import assignment
 from cfme.graph import TrainingGraph, assignment_matrix, virtual_node_graph
 from cfme.memory import index_dtype
 from cfme.propagation import bridged_lightgcn, lightgcn, sparse_matmul
+
+log = logging.getLogger(__name__)
 
 
 class GraphRecommender(nn.Module):
@@ -59,6 +63,8 @@ class GraphRecommender(nn.Module):
         """
         if std < 0:
             raise ValueError(f"model.bias_init_std={std} must be >= 0")
+        if std > 0 and self.bias is None:
+            log.warning("model.bias_init_std=%s has no effect: model.bias is off", std)
         if std > 0 and self.bias is not None:
             with torch.no_grad():
                 self.bias[:-1].normal_(0.0, std)

@@ -161,8 +161,16 @@ def test_bias_init_std_draws_entity_biases_only_and_leaves_the_codebook():
     torch.manual_seed(0)
     full = FullEmbedding(g, dim=4, bias=True, bias_init_std=0.5)
     assert 0.45 < full.bias[:-1].std() < 0.55 and full.bias[-1] == 0
+    torch.manual_seed(0)
+    plain = FullEmbedding(g, dim=4, bias=True)
+    assert torch.equal(plain.weight, full.weight)  # the table's draw does not move either
     with pytest.raises(ValueError, match="model.bias_init_std=-1"):
         CoarseMetaEmbedding(g, dim=4, num_coarse=5, bias=True, bias_init_std=-1.0)
+
+
+def test_bias_init_std_without_bias_warns(caplog):
+    FullEmbedding(toy_graph(), dim=4, bias=False, bias_init_std=1.0)
+    assert "model.bias is off" in caplog.text
 
 
 def test_soft_threshold():
