@@ -63,11 +63,13 @@ class GraphRecommender(nn.Module):
         """
         if std < 0:
             raise ValueError(f"model.bias_init_std={std} must be >= 0")
-        if std > 0 and self.bias is None:
+        if std == 0:
+            return
+        if self.bias is None:
             log.warning("model.bias_init_std=%s has no effect: model.bias is off", std)
-        if std > 0 and self.bias is not None:
-            with torch.no_grad():
-                self.bias[:-1].normal_(0.0, std)
+            return
+        with torch.no_grad():
+            self.bias[:-1].normal_(0.0, std)
 
     def update_assignment(self, h: Tensor) -> None:  # pragma: no cover - overridden
         raise NotImplementedError(f"{type(self).__name__} has no assignment to update")

@@ -266,7 +266,6 @@ def test_overrides_propagate(tmp_path):
     assert node["name"] == "cfme-gowalla"
 
 
-
 @pytest.mark.parametrize("option, stage", [("full", "full"), ("legcf", "coarse"),
                                            ("cfme", "coarse")])
 def test_bias_init_std_reaches_the_net(option, stage, tmp_path):
