@@ -273,3 +273,14 @@ def test_bias_init_std_reaches_the_net(option, stage, tmp_path):
     assert model[stage]["net"]["bias_init_std"] == 0.5
     if option == "cfme":  # stage 2 takes stage 1's trained bias; it draws none
         assert "bias_init_std" not in model["fine"]["net"]
+
+
+@pytest.mark.parametrize("option", ["legcf", "cfme"])
+def test_metis_options_reach_the_nets(option, tmp_path):
+    model = resolved(load([f"model={option}"], tmp_path))["model"]
+    assert model["coarse"]["net"]["metis_options"] is None  # pymetis's defaults
+    model = resolved(load([f"model={option}", "model.coarse.net.metis_options={niter: 1}"],
+                          tmp_path))["model"]
+    assert model["coarse"]["net"]["metis_options"] == {"niter": 1}
+    if option == "cfme":
+        assert model["fine"]["net"]["metis_options"] is None

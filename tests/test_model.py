@@ -148,6 +148,26 @@ def test_coarse_init_deterministic_under_seed():
     assert torch.equal(a.s_index, b.s_index)
 
 
+def test_metis_options_override_pymetis_defaults_and_reach_the_nets():
+    g = toy_graph(300, 400)
+    own = assignment.partition(g, 10, seed=5)
+    assert not np.array_equal(own, assignment.partition(g, 10, seed=2))  # the seed matters here
+    # an option's seed replaces the run's; the net's S is anchored on the parts it gets
+    assert np.array_equal(assignment.partition(g, 10, seed=2, metis_options={"seed": 5}), own)
+    net = CoarseMetaEmbedding(g, dim=4, num_coarse=10, t=2, seed=2, metis_options={"seed": 5})
+    assert np.array_equal(net.s_index[:, 0].numpy(), own)
+    coarse = {"codebook": net.codebook.detach(), "s_index": net.s_index, "s_value": net.s_value}
+    fine = CoarseToFineMetaEmbedding(g, coarse, dim=4, num_fine=6, k=2, k_pca=4, seed=2,
+                                     metis_options={"seed": 5})
+    ref = assignment.fine_init(net.s_index, net.s_value, assignment.partition(g, 6, seed=5), 10, 6, 2)
+    assert torch.equal(fine.t_index, ref[0]) and torch.equal(fine.t_value, ref[1])
+    assert assignment.partition(g, 10, seed=2, metis_options={"niter": 1}).shape == own.shape
+    with pytest.raises(ValueError, match="model.fine.net.metis_options.bogus=1"):
+        assignment.partition(g, 10, seed=2, metis_options={"bogus": 1}, setting="model.fine.net")
+    with pytest.raises(ValueError, match="model.coarse.net.metis_options.niter='x'"):
+        CoarseMetaEmbedding(g, dim=4, num_coarse=10, metis_options={"niter": "x"})
+
+
 def test_bias_init_std_draws_entity_biases_only_and_leaves_the_codebook():
     g = toy_graph(300, 400)  # N = 700
     torch.manual_seed(0)
