@@ -6,6 +6,8 @@ An assignment with k nonzeros per row is stored as ``index [n, k]`` (int64) and
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import torch
 from torch import Tensor
@@ -13,21 +15,30 @@ from torch import Tensor
 from cfme.graph import TrainingGraph
 
 
+# pymetis.Options fields that shape a partition (numbering, help, debug output stay pymetis's)
+METIS_OPTIONS = ("objtype", "ctype", "iptype", "rtype", "niter", "ncuts", "seed",
+                 "no2hop", "minconn", "contig", "ufactor")
+
+
 def partition(graph: TrainingGraph, num_parts: int, seed: int, method: str = "metis",
-              metis_options: dict | None = None, setting: str = "model.coarse.net") -> np.ndarray:
+              metis_options: Mapping | None = None, setting: str = "model.coarse.net") -> np.ndarray:
     """Part id ``[N]`` of every entity: METIS on the training graph, or uniform random.
 
     ``method="random"`` is only used when asked for in config (``*.partition=random``).
     METIS runs with ``seed`` and pymetis's defaults, overridden by ``metis_options``
-    (names of ``pymetis.Options``, e.g. ``{"niter": 1}``; a ``seed`` there replaces the
-    run's). METIS seeds 0 and 1 give the same partition (measured with pymetis 2025.2.2).
-    ``setting`` names the config node in error messages.
+    (integer ``pymetis.Options`` fields named in ``METIS_OPTIONS``, e.g. ``{"niter": 1}``;
+    a ``seed`` there replaces the run's). METIS seeds 0 and 1 give the same partition
+    (measured with pymetis 2025.2.2). ``setting`` names the config node in error messages.
     """
     n = graph.num_nodes
+    options = _metis_option_items(metis_options, setting)
     if method == "random":
+        if options:
+            raise ValueError(f"{setting}.metis_options is set but {setting}.partition=random "
+                             "runs no METIS; drop one of them")
         return np.random.default_rng(seed).integers(num_parts, size=n)
     if method != "metis":
-        raise ValueError(f"partition method must be 'metis' or 'random', got {method!r}")
+        raise ValueError(f"{setting}.partition must be 'metis' or 'random', got {method!r}")
     try:
         import pymetis
     except ImportError as err:  # pragma: no cover - depends on the environment
@@ -36,18 +47,31 @@ def partition(graph: TrainingGraph, num_parts: int, seed: int, method: str = "me
             "`pip install -e .`, which depends on it). To use a uniform random partition "
             "instead, set model.coarse.net.partition=random (and model.fine.net.partition)."
         ) from err
-    options = pymetis.Options(seed=seed)
-    for name, value in dict(metis_options or {}).items():
-        try:
-            setattr(options, str(name), value)
-        except (AttributeError, TypeError) as err:
-            raise ValueError(f"{setting}.metis_options.{name}={value!r}: not an integer METIS "
-                             f"option of pymetis.Options ({err})") from err
+    metis = pymetis.Options(seed=seed)
+    for name, value in options:
+        setattr(metis, name, value)
     xadj, adjncy = graph.partition_input()
     if num_parts == 1:
         return np.zeros(n, dtype=np.int64)
-    result = pymetis.part_graph(num_parts, xadj=xadj, adjncy=adjncy, options=options)
+    result = pymetis.part_graph(num_parts, xadj=xadj, adjncy=adjncy, options=metis)
     return np.asarray(result.vertex_part, dtype=np.int64)
+
+
+def _metis_option_items(metis_options, setting: str) -> list[tuple[str, int]]:
+    """``metis_options`` as checked ``(name, int)`` pairs; errors name ``setting``."""
+    if metis_options is None:
+        return []
+    if not isinstance(metis_options, Mapping):
+        raise ValueError(f"{setting}.metis_options must be a mapping such as {{niter: 1}}, "
+                         f"got {metis_options!r}")
+    items = []
+    for name, value in metis_options.items():
+        if name not in METIS_OPTIONS:
+            raise ValueError(f"{setting}.metis_options.{name}: not one of {', '.join(METIS_OPTIONS)}")
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{setting}.metis_options.{name}={value!r} must be an integer")
+        items.append((name, value))
+    return items
 
 
 def coarse_init(parts: np.ndarray, num_coarse: int, t: int, anchor_weight: float,

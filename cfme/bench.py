@@ -176,7 +176,8 @@ def run_bench(cfg: DictConfig) -> dict:
     ccfg = cfg.model.coarse.net
     start = time.perf_counter()
     coarse = CoarseMetaEmbedding(graph, dim, layers, ccfg.num_coarse, ccfg.t, ccfg.anchor_weight,
-                                 ccfg.partition, cfg.seed, bias=cfg.model.bias).to(device)
+                                 ccfg.partition, cfg.seed, bias=cfg.model.bias,
+                                 metis_options=ccfg.get("metis_options")).to(device)
     coarse.expanded_graph(device)
     out["stage1_init_s"] = time.perf_counter() - start
     steps["legcf_step_s"] = step_of(coarse)[1]
@@ -185,7 +186,8 @@ def run_bench(cfg: DictConfig) -> dict:
     start = time.perf_counter()
     fine = CoarseToFineMetaEmbedding(graph, coarse_state_of(coarse), dim, layers, fcfg.num_fine,
                                      fcfg.k, fcfg.soft_threshold, fcfg.bridge, fcfg.k_pca,
-                                     fcfg.partition, cfg.seed, bias=cfg.model.bias).to(device)
+                                     fcfg.partition, cfg.seed, bias=cfg.model.bias,
+                                     metis_options=fcfg.get("metis_options")).to(device)
     fine._graphs(device)
     out["stage2_init_s"] = time.perf_counter() - start
     fine_module, steps["cfme_step_s"] = step_of(fine)

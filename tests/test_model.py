@@ -149,23 +149,38 @@ def test_coarse_init_deterministic_under_seed():
 
 
 def test_metis_options_override_pymetis_defaults_and_reach_the_nets():
+    from omegaconf import OmegaConf
+
     g = toy_graph(300, 400)
     own = assignment.partition(g, 10, seed=5)
     assert not np.array_equal(own, assignment.partition(g, 10, seed=2))  # the seed matters here
     # an option's seed replaces the run's; the net's S is anchored on the parts it gets
     assert np.array_equal(assignment.partition(g, 10, seed=2, metis_options={"seed": 5}), own)
-    net = CoarseMetaEmbedding(g, dim=4, num_coarse=10, t=2, seed=2, metis_options={"seed": 5})
+    net = CoarseMetaEmbedding(g, dim=4, num_coarse=10, t=2, seed=2,
+                              metis_options=OmegaConf.create({"seed": 5}))  # as Hydra passes it
     assert np.array_equal(net.s_index[:, 0].numpy(), own)
+    # niter reaches METIS: one refinement pass gives other parts on this graph
+    assert not np.array_equal(assignment.partition(g, 10, seed=2),
+                              assignment.partition(g, 10, seed=2, metis_options={"niter": 1}))
     coarse = {"codebook": net.codebook.detach(), "s_index": net.s_index, "s_value": net.s_value}
     fine = CoarseToFineMetaEmbedding(g, coarse, dim=4, num_fine=6, k=2, k_pca=4, seed=2,
                                      metis_options={"seed": 5})
-    ref = assignment.fine_init(net.s_index, net.s_value, assignment.partition(g, 6, seed=5), 10, 6, 2)
+    t_of = lambda parts: assignment.fine_init(net.s_index, net.s_value, parts, 10, 6, 2)
+    ref, run_seed = t_of(assignment.partition(g, 6, seed=5)), t_of(assignment.partition(g, 6, seed=2))
     assert torch.equal(fine.t_index, ref[0]) and torch.equal(fine.t_value, ref[1])
-    assert assignment.partition(g, 10, seed=2, metis_options={"niter": 1}).shape == own.shape
-    with pytest.raises(ValueError, match="model.fine.net.metis_options.bogus=1"):
-        assignment.partition(g, 10, seed=2, metis_options={"bogus": 1}, setting="model.fine.net")
-    with pytest.raises(ValueError, match="model.coarse.net.metis_options.niter='x'"):
+    assert not (torch.equal(ref[0], run_seed[0]) and torch.equal(ref[1], run_seed[1]))
+    with pytest.raises(ValueError, match="model.fine.net.metis_options.bogus: not one of"):
+        CoarseToFineMetaEmbedding(g, coarse, dim=4, num_fine=6, k=2, k_pca=4,
+                                  metis_options={"bogus": 1})
+    with pytest.raises(ValueError, match="model.coarse.net.metis_options.niter='x' must be an int"):
         CoarseMetaEmbedding(g, dim=4, num_coarse=10, metis_options={"niter": "x"})
+    with pytest.raises(ValueError, match="model.coarse.net.metis_options.niter=True must be an int"):
+        CoarseMetaEmbedding(g, dim=4, num_coarse=10, metis_options={"niter": True})
+    with pytest.raises(ValueError, match="model.coarse.net.metis_options must be a mapping"):
+        CoarseMetaEmbedding(g, dim=4, num_coarse=10, metis_options=[1])
+    with pytest.raises(ValueError, match="partition=random runs no METIS"):
+        CoarseMetaEmbedding(g, dim=4, num_coarse=10, partition="random",
+                            metis_options={"niter": 1})
 
 
 def test_bias_init_std_draws_entity_biases_only_and_leaves_the_codebook():
