@@ -14,7 +14,6 @@ from torch import Tensor
 
 from cfme.graph import TrainingGraph
 
-
 # pymetis.Options fields that shape a partition (numbering, help, debug output stay pymetis's)
 METIS_OPTIONS = ("objtype", "ctype", "iptype", "rtype", "niter", "ncuts", "seed",
                  "no2hop", "minconn", "contig", "ufactor")

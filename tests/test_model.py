@@ -165,8 +165,11 @@ def test_metis_options_override_pymetis_defaults_and_reach_the_nets():
     coarse = {"codebook": net.codebook.detach(), "s_index": net.s_index, "s_value": net.s_value}
     fine = CoarseToFineMetaEmbedding(g, coarse, dim=4, num_fine=6, k=2, k_pca=4, seed=2,
                                      metis_options={"seed": 5})
-    t_of = lambda parts: assignment.fine_init(net.s_index, net.s_value, parts, 10, 6, 2)
-    ref, run_seed = t_of(assignment.partition(g, 6, seed=5)), t_of(assignment.partition(g, 6, seed=2))
+    def t_of(metis_seed):
+        parts = assignment.partition(g, 6, seed=metis_seed)
+        return assignment.fine_init(net.s_index, net.s_value, parts, 10, 6, 2)
+
+    ref, run_seed = t_of(5), t_of(2)
     assert torch.equal(fine.t_index, ref[0]) and torch.equal(fine.t_value, ref[1])
     assert not (torch.equal(ref[0], run_seed[0]) and torch.equal(ref[1], run_seed[1]))
     with pytest.raises(ValueError, match="model.fine.net.metis_options.bogus: not one of"):
