@@ -8,6 +8,7 @@ are ``<h_u, h_i>`` plus an optional per-entity bias.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 import numpy as np
 import torch
@@ -116,7 +117,7 @@ class CoarseMetaEmbedding(GraphRecommender):
     def __init__(self, graph: TrainingGraph, dim: int = 128, num_layers: int = 3,
                  num_coarse: int = 300, t: int = 2, anchor_weight: float = 0.5,
                  partition: str = "metis", seed: int = 0, bias: bool = False,
-                 bias_init_std: float = 0.0, metis_options: dict | None = None):
+                 bias_init_std: float = 0.0, metis_options: Mapping | None = None):
         super().__init__(graph, dim, num_layers, bias)
         if not 1 <= t <= num_coarse:
             raise ValueError(f"model.coarse.net.t={t} must be between 1 and num_coarse={num_coarse}")
@@ -193,7 +194,7 @@ class CoarseToFineMetaEmbedding(GraphRecommender):
                  num_layers: int = 3, num_fine: int = 100, k: int = 4,
                  soft_threshold: float = 1.0, bridge: float = 0.2, k_pca: int = 80,
                  partition: str = "metis", seed: int = 0, bias: bool = False,
-                 metis_options: dict | None = None):
+                 metis_options: Mapping | None = None):
         super().__init__(graph, dim, num_layers, bias)
         c = coarse["codebook"].shape[0]
         if not 1 <= k <= num_fine:
