@@ -26,8 +26,9 @@ def partition(graph: TrainingGraph, num_parts: int, seed: int, method: str = "me
     ``method="random"`` is only used when asked for in config (``*.partition=random``).
     METIS runs with ``seed`` and pymetis's defaults, overridden by ``metis_options``
     (integer ``pymetis.Options`` fields named in ``METIS_OPTIONS``, e.g. ``{"niter": 1}``;
-    a ``seed`` there replaces the run's). METIS seeds 0 and 1 give the same partition
-    (measured with pymetis 2025.2.2). ``setting`` names the config node in error messages.
+    a ``seed`` there replaces the run's). pymetis's METIS seeds the C library's ``rand()``
+    with ``srand(seed)``, and glibc's ``srand`` treats 0 as 1, so seeds 0 and 1 give the
+    same partition there. ``setting`` names the config node in error messages.
     """
     n = graph.num_nodes
     options = _metis_option_items(metis_options, setting)
