@@ -103,6 +103,8 @@ class RecommenderModule(L.LightningModule):
         if batch_idx == 0 and self._update_due():
             start = time.perf_counter()
             self.net.update_assignment(h.detach())
+            if h.is_cuda:  # time the kernels, not their launch
+                torch.cuda.synchronize(h.device)
             self.assign_updates += 1
             self.log("time/assign_update_s", time.perf_counter() - start)
         self.log("train/loss", loss, prog_bar=True)

@@ -109,6 +109,7 @@ def run_probe(cfg: DictConfig, out_dir: str | None = None) -> dict:
 
     def validate(event: str, steps: int) -> None:
         metrics = validator.validate(module, datamodule=dm, verbose=False)[0]
+        module.to(device)  # the trainer's teardown moved it to the CPU; Adam's state did not move
         if event.startswith("trained"):
             keep_if_best(metrics, steps)
         history.append({"event": event, "steps": steps, "seconds": time.perf_counter() - start,

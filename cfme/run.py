@@ -12,11 +12,34 @@ import shutil
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from cfme.train import load_resumable, train
 
 log = logging.getLogger(__name__)
+
+# where a run executes, not what it computes: resume= takes these from the command line
+RESUME_SETTINGS = ("trainer.accelerator", "trainer.devices", "threads")
+
+
+def resume_config(run_dir: str, cfg: DictConfig, overrides: list[str]) -> DictConfig:
+    """The saved config of the run in ``run_dir`` with the command line's execution settings.
+
+    ``overrides`` are the call's command-line overrides besides ``resume=``; ``cfg`` is what
+    Hydra composed from them. Only :data:`RESUME_SETTINGS` may change (to move a run between
+    a GPU and a CPU machine, say); anything else would change the run and is refused. The
+    run's own ``config.yaml`` is left as it is.
+    """
+    keys = {o.split("=", 1)[0].lstrip("+~"): o for o in overrides}
+    refused = [o for key, o in keys.items() if key not in RESUME_SETTINGS]
+    if refused:
+        raise ValueError(f"resume={run_dir} continues that run with its saved config; drop the "
+                         f"other overrides: {' '.join(refused)} (only "
+                         f"{', '.join(RESUME_SETTINGS)} may change on resume)")
+    saved = load_resumable(run_dir)
+    for key in keys:
+        OmegaConf.update(saved, key, OmegaConf.select(cfg, key), force_add=True)
+    return saved
 
 
 def log_into(run_dir: str) -> None:
@@ -54,14 +77,12 @@ def main(cfg: DictConfig) -> float:
     if cfg.get("resume"):
         # continue an interrupted run in its own directory, with its own saved config
         run_dir = os.path.abspath(os.path.expanduser(cfg.resume))
-        ignored = [o for o in HydraConfig.get().overrides.task if not o.startswith("resume=")]
-        if ignored:
-            raise ValueError(f"resume={cfg.resume} continues that run with its saved config; "
-                             f"drop the other overrides: {' '.join(ignored)}")
-        if os.path.isfile(os.path.join(run_dir, "config.yaml")):
-            log_into(run_dir)
-        log.info("resuming the run in %s", run_dir)
-        cfg = load_resumable(run_dir)
+        overrides = [o for o in HydraConfig.get().overrides.task if not o.startswith("resume=")]
+        resumed = resume_config(run_dir, cfg, overrides)  # refuses before anything is written
+        log_into(run_dir)
+        log.info("resuming the run in %s%s", run_dir,
+                 f" with {' '.join(overrides)} for this part" if overrides else "")
+        cfg = resumed
         results = train(cfg, run_dir, resume=True)
     else:
         results = train(cfg, HydraConfig.get().runtime.output_dir)

@@ -18,6 +18,7 @@ from cfme.data import InteractionDataModule
 from cfme.embeddings import CoarseMetaEmbedding
 from cfme.metrics import RankingEvaluator
 from cfme.module import RecommenderModule
+from cfme.run import resume_config
 from cfme.train import load_resumable, load_stage_state, train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -198,11 +199,17 @@ def test_cli_resume_logs_into_the_run(tmp_path, monkeypatch):
     def record_kept():
         return {f: (cut / ".hydra" / f).read_text() for f in record} == record
 
-    run_cli([f"resume={cut}"], cut)  # hydra.run.dir=<the run> too
+    # hydra.run.dir=<the run> too; where it runs may change, the run's config.yaml stays
+    run_cli([f"resume={cut}", "trainer.accelerator=cpu", "threads=1"], cut)
     assert (cut / "metrics.json").exists()
     log_text = (cut / "run.log").read_text()
     assert log_text.startswith("earlier lines\n")  # appended, not overwritten
     assert "resuming the run in" in log_text and "resume: stage coarse" in log_text
+    assert "with trainer.accelerator=cpu threads=1 for this part" in log_text
+    part = OmegaConf.load(cut / "csv" / "resume-1" / "hparams.yaml")
+    assert (part.trainer.accelerator, part.threads) == ("cpu", 1)
+    saved = OmegaConf.load(cut / "config.yaml")
+    assert (saved.trainer.accelerator, saved.threads) == ("auto", None)
     assert record_kept()  # Hydra's record of this call did not replace the run's
     # resuming from elsewhere: the log goes to the run, Hydra's own directory is removed
     stray = tmp_path / "hydra-dir"
@@ -245,8 +252,26 @@ def test_resume_refuses_other_overrides(tmp_path):
     (tmp_path / "config.yaml").write_text("seed: 0\n")
     proc = run_cli([f"resume={tmp_path}", "model.dim=8"], tmp_path / "new", check=False)
     assert proc.returncode != 0 and "model.dim=8" in proc.stderr
+    assert "trainer.accelerator" in proc.stderr  # what may change instead
     missing = run_cli([f"resume={tmp_path / 'nowhere'}"], tmp_path / "new2", check=False)
     assert missing.returncode != 0 and "no config.yaml" in missing.stderr
+
+
+def test_resume_takes_only_where_it_runs_from_the_command_line(tmp_path):
+    saved = {"seed": 3, "threads": None,
+             "trainer": {"accelerator": "gpu", "devices": 1, "max_epochs": 7}}
+    (tmp_path / "config.yaml").write_text(OmegaConf.to_yaml(saved))
+    cli = OmegaConf.create({"seed": 0, "threads": 1,
+                            "trainer": {"accelerator": "cpu", "devices": 2, "max_epochs": 9}})
+    cfg = resume_config(str(tmp_path), cli, ["trainer.accelerator=cpu", "threads=1"])
+    assert (cfg.trainer.accelerator, cfg.threads) == ("cpu", 1)
+    # everything not overridden is the run's own, and its record is left as it was
+    assert (cfg.seed, cfg.trainer.devices, cfg.trainer.max_epochs) == (3, 1, 7)
+    assert OmegaConf.load(tmp_path / "config.yaml").trainer.accelerator == "gpu"
+    cfg = resume_config(str(tmp_path), cli, ["trainer.devices=2"])
+    assert (cfg.trainer.accelerator, cfg.trainer.devices) == ("gpu", 2)
+    with pytest.raises(ValueError, match="trainer.max_epochs=9"):
+        resume_config(str(tmp_path), cli, ["trainer.accelerator=cpu", "trainer.max_epochs=9"])
 
 
 def test_stage1_checkpoint_reload_gives_identical_validation(tmp_path):
