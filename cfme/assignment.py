@@ -6,6 +6,7 @@ An assignment with k nonzeros per row is stored as ``index [n, k]`` (int64) and
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 
 import numpy as np
@@ -20,18 +21,29 @@ METIS_OPTIONS = ("objtype", "ctype", "iptype", "rtype", "niter", "ncuts", "seed"
 
 
 def partition(graph: TrainingGraph, num_parts: int, seed: int, method: str = "metis",
-              metis_options: Mapping | None = None, setting: str = "model.coarse.net") -> np.ndarray:
-    """Part id ``[N]`` of every entity: METIS on the training graph, or uniform random.
+              metis_options: Mapping | None = None, setting: str = "model.coarse.net",
+              file: str | None = None) -> np.ndarray:
+    """Part id ``[N]`` of every entity: METIS on the training graph, uniform random, or
+    read from ``file``.
 
     ``method="random"`` is only used when asked for in config (``*.partition=random``).
     METIS runs with ``seed`` and pymetis's defaults, overridden by ``metis_options``
     (integer ``pymetis.Options`` fields named in ``METIS_OPTIONS``, e.g. ``{"niter": 1}``;
     a ``seed`` there replaces the run's). pymetis's METIS seeds the C library's ``rand()``
     with ``srand(seed)``, and glibc's ``srand`` treats 0 as 1, so seeds 0 and 1 give the
-    same partition there. ``setting`` names the config node in error messages.
+    same partition there. ``file`` (``*.partition_file``) replaces METIS by a partition
+    made elsewhere (``read_partition``). ``setting`` names the config node in errors.
     """
     n = graph.num_nodes
     options = _metis_option_items(metis_options, setting)
+    if file is not None:
+        if method != "metis":
+            raise ValueError(f"{setting}.partition_file is set, so no partition is drawn; "
+                             f"drop {setting}.partition={method!r} or the file")
+        if options:
+            raise ValueError(f"{setting}.partition_file is set, so METIS does not run; "
+                             f"drop {setting}.metis_options or the file")
+        return read_partition(file, graph, num_parts, f"{setting}.partition_file")
     if method == "random":
         if options:
             raise ValueError(f"{setting}.metis_options is set but {setting}.partition=random "
@@ -55,6 +67,41 @@ def partition(graph: TrainingGraph, num_parts: int, seed: int, method: str = "me
         return np.zeros(n, dtype=np.int64)
     result = pymetis.part_graph(num_parts, xadj=xadj, adjncy=adjncy, options=metis)
     return np.asarray(result.vertex_part, dtype=np.int64)
+
+
+def read_partition(path: str, graph: TrainingGraph, num_parts: int, setting: str) -> np.ndarray:
+    """Part ids ``[N]`` read from ``path``, in the graph's node order.
+
+    The file holds one integer part id in ``[0, num_parts)`` per entity in the data files'
+    order: users ``0..U-1``, then items offset by ``U`` (the order of the authors'
+    ``metis_assignment.pickle``). ``.npy`` files are read with ``numpy.load``, any other
+    file as text, one id per line. Ids are mapped through ``graph.file_ids`` when the
+    nodes were relabelled (``data.reorder``). ``setting`` names the config key in errors.
+    """
+    path = os.path.expanduser(str(path))
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{setting}={path}: no such file (relative paths are read from "
+                                f"the directory the run was started in, {os.getcwd()})")
+    try:
+        ids = np.load(path, allow_pickle=False) if path.endswith(".npy") else \
+            np.loadtxt(path, dtype=np.float64, ndmin=1)
+    except ValueError as err:
+        raise ValueError(f"{setting}={path}: not a .npy array nor text with one part id per "
+                         f"line ({err})") from err
+    n = graph.num_nodes
+    ids = np.asarray(ids)
+    if ids.shape != (n,):
+        raise ValueError(f"{setting}={path}: holds {ids.size} ids of shape {ids.shape}, expected "
+                         f"{n}: one per user ({graph.num_users}), then one per item "
+                         f"({graph.num_items})")
+    if ids.dtype.kind not in "iuf" or (ids.dtype.kind == "f" and (ids != np.round(ids)).any()):
+        raise ValueError(f"{setting}={path}: part ids must be integers, got dtype {ids.dtype}")
+    ids = ids.astype(np.int64)
+    bad = np.flatnonzero((ids < 0) | (ids >= num_parts))
+    if bad.size:
+        raise ValueError(f"{setting}={path}: entry {bad[0]} (0-based) is part {ids[bad[0]]}, not "
+                         f"in [0, {num_parts}) for the {num_parts} parts of this codebook")
+    return ids if graph.file_ids is None else ids[graph.file_ids]
 
 
 def _metis_option_items(metis_options, setting: str) -> list[tuple[str, int]]:

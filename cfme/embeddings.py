@@ -117,7 +117,8 @@ class CoarseMetaEmbedding(GraphRecommender):
     def __init__(self, graph: TrainingGraph, dim: int = 128, num_layers: int = 3,
                  num_coarse: int = 300, t: int = 2, anchor_weight: float = 0.5,
                  partition: str = "metis", seed: int = 0, bias: bool = False,
-                 bias_init_std: float = 0.0, metis_options: Mapping | None = None):
+                 bias_init_std: float = 0.0, metis_options: Mapping | None = None,
+                 partition_file: str | None = None):
         super().__init__(graph, dim, num_layers, bias)
         if not 1 <= t <= num_coarse:
             raise ValueError(f"model.coarse.net.t={t} must be between 1 and num_coarse={num_coarse}")
@@ -127,7 +128,7 @@ class CoarseMetaEmbedding(GraphRecommender):
         self.codebook = nn.Parameter(torch.randn(num_coarse, dim))
         self._init_bias(bias_init_std)  # after C: the option leaves C's draw as it was
         parts = assignment.partition(graph, num_coarse, seed, partition, metis_options,
-                                     setting="model.coarse.net")
+                                     setting="model.coarse.net", file=partition_file)
         s_index, s_value = assignment.coarse_init(parts, num_coarse, t, anchor_weight, seed)
         self.register_buffer("s_index", s_index)
         self.register_buffer("s_value", s_value)
@@ -194,7 +195,7 @@ class CoarseToFineMetaEmbedding(GraphRecommender):
                  num_layers: int = 3, num_fine: int = 100, k: int = 4,
                  soft_threshold: float = 1.0, bridge: float = 0.2, k_pca: int = 80,
                  partition: str = "metis", seed: int = 0, bias: bool = False,
-                 metis_options: Mapping | None = None):
+                 metis_options: Mapping | None = None, partition_file: str | None = None):
         super().__init__(graph, dim, num_layers, bias)
         c = coarse["codebook"].shape[0]
         if not 1 <= k <= num_fine:
@@ -219,7 +220,7 @@ class CoarseToFineMetaEmbedding(GraphRecommender):
             self.bias.data.copy_(coarse["bias"])
         self.fine = nn.Parameter(sparse_pca_init(self.codebook, num_fine, k_pca, seed))
         parts = assignment.partition(graph, num_fine, seed, partition, metis_options,
-                                     setting="model.fine.net")
+                                     setting="model.fine.net", file=partition_file)
         t_index, t_value = assignment.fine_init(self.s_index.cpu(), self.s_value.cpu(), parts, c,
                                                 num_fine, k)
         self.register_buffer("t_index", t_index)

@@ -22,12 +22,15 @@ class TrainingGraph:
         num_users, num_items: sizes; ``num_nodes = num_users + num_items``.
         edge_index: ``[2, 2|R|]`` both directions, item nodes offset by ``num_users``.
         norm_weight: ``[2|R|]`` values of Â = D^-1/2 A D^-1/2 on those edges.
+        file_ids: ``[N]`` the data files' id of each node (users, then items offset by
+            ``num_users``) when the nodes were relabelled; ``None``: the files' order.
     """
 
     num_users: int
     num_items: int
     edge_index: Tensor
     norm_weight: Tensor
+    file_ids: np.ndarray | None = None
 
     @property
     def num_nodes(self) -> int:

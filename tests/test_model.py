@@ -186,6 +186,58 @@ def test_metis_options_override_pymetis_defaults_and_reach_the_nets():
                             metis_options={"niter": 1})
 
 
+def test_partition_file_replaces_metis_in_the_files_order(tmp_path):
+    from cfme.data import InteractionDataModule
+
+    dm = InteractionDataModule(name="synthetic", reorder="metis",
+                               synthetic=dict(num_users=300, num_items=400, seed=1))
+    dm.setup()
+    g = dm.graph
+    file_ids = np.concatenate([dm.user_ids, dm.item_ids + 300])
+    assert np.array_equal(g.file_ids, file_ids) and not np.array_equal(file_ids, np.arange(700))
+    # parts given per file id (users, then items); each internal node gets its file id's part
+    by_file = (np.arange(700) * 7) % 10
+    np.save(tmp_path / "parts.npy", by_file)
+    np.savetxt(tmp_path / "parts.txt", by_file, fmt="%d")
+    net = CoarseMetaEmbedding(g, dim=4, num_coarse=10, t=2, partition_file=str(tmp_path / "parts.npy"))
+    assert np.array_equal(net.s_index[:, 0].numpy(), by_file[file_ids])
+    assert np.array_equal(assignment.partition(g, 10, 0, file=str(tmp_path / "parts.txt")),
+                          by_file[file_ids])
+    coarse = {"codebook": net.codebook.detach(), "s_index": net.s_index, "s_value": net.s_value}
+    fine = CoarseToFineMetaEmbedding(g, coarse, dim=4, num_fine=10, k=2, k_pca=4,
+                                     partition_file=str(tmp_path / "parts.txt"))
+    ref = assignment.fine_init(net.s_index, net.s_value, by_file[file_ids], 10, 10, 2)
+    assert torch.equal(fine.t_index, ref[0]) and torch.equal(fine.t_value, ref[1])
+    # a graph in the files' own order reads the file as it is
+    plain = toy_graph(300, 400)
+    assert np.array_equal(assignment.partition(plain, 10, 0, file=str(tmp_path / "parts.npy")),
+                          by_file)
+
+    def refused(match, **kw):
+        with pytest.raises((ValueError, FileNotFoundError), match=match):
+            CoarseMetaEmbedding(g, dim=4, num_coarse=10, **kw)
+
+    refused("model.coarse.net.partition_file=.*missing.npy: no such file",
+            partition_file=str(tmp_path / "missing.npy"))
+    np.save(tmp_path / "short.npy", by_file[:-1])
+    refused("holds 699 ids .* expected 700: one per user \\(300\\), then one per item \\(400\\)",
+            partition_file=str(tmp_path / "short.npy"))
+    np.save(tmp_path / "big.npy", by_file + 1)
+    refused("entry 7 \\(0-based\\) is part 10, not in \\[0, 10\\)",
+            partition_file=str(tmp_path / "big.npy"))
+    np.save(tmp_path / "frac.npy", by_file + 0.5)
+    refused("part ids must be integers", partition_file=str(tmp_path / "frac.npy"))
+    (tmp_path / "words.txt").write_text("a\nb\n")
+    refused("not a .npy array nor text", partition_file=str(tmp_path / "words.txt"))
+    refused("partition_file is set, so no partition is drawn; drop model.coarse.net.partition",
+            partition="random", partition_file=str(tmp_path / "parts.npy"))
+    refused("partition_file is set, so METIS does not run; drop model.coarse.net.metis_options",
+            metis_options={"niter": 1}, partition_file=str(tmp_path / "parts.npy"))
+    with pytest.raises(ValueError, match="model.fine.net.partition_file=.*big.npy: entry 7"):
+        CoarseToFineMetaEmbedding(g, coarse, dim=4, num_fine=10, k=2, k_pca=4,
+                                  partition_file=str(tmp_path / "big.npy"))
+
+
 def test_bias_init_std_draws_entity_biases_only_and_leaves_the_codebook():
     g = toy_graph(300, 400)  # N = 700
     torch.manual_seed(0)

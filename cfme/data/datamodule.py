@@ -150,6 +150,7 @@ class InteractionDataModule(L.LightningDataModule):
         self.test = CSRPairs(raw.test_users[~is_val], raw.test_items[~is_val], raw.num_users)
         self.graph = TrainingGraph.from_interactions(raw.train_users, raw.train_items,
                                                      raw.num_users, raw.num_items)
+        self.graph.file_ids = np.concatenate([self.user_ids, self.item_ids + raw.num_users])
         self.sampler = TripletSampler(self.train.indptr, self.train.indices, raw.num_items,
                                       self.n_neg)
         self.triplets = EpochTriplets(self.sampler, self.batch_size, self.sample_seed)
