@@ -85,7 +85,7 @@ def read_partition(path: str, graph: TrainingGraph, num_parts: int, setting: str
     try:
         ids = np.load(path, allow_pickle=False) if path.endswith(".npy") else \
             np.loadtxt(path, dtype=np.float64, ndmin=1)
-    except ValueError as err:
+    except (ValueError, OSError, EOFError) as err:  # not numbers, pickled data, truncated
         raise ValueError(f"{setting}={path}: not a .npy array nor text with one part id per "
                          f"line ({err})") from err
     n = graph.num_nodes

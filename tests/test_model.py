@@ -229,6 +229,8 @@ def test_partition_file_replaces_metis_in_the_files_order(tmp_path):
     refused("part ids must be integers", partition_file=str(tmp_path / "frac.npy"))
     (tmp_path / "words.txt").write_text("a\nb\n")
     refused("not a .npy array nor text", partition_file=str(tmp_path / "words.txt"))
+    (tmp_path / "words.npy").write_text("not numpy")
+    refused("words.npy: not a .npy array nor text", partition_file=str(tmp_path / "words.npy"))
     refused("partition_file is set, so no partition is drawn; drop model.coarse.net.partition",
             partition="random", partition_file=str(tmp_path / "parts.npy"))
     refused("partition_file is set, so METIS does not run; drop model.coarse.net.metis_options",
