@@ -170,7 +170,8 @@ class RecommenderModule(L.LightningModule):
     # -- checkpoints --------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["cfme"] = {"stage": self.stage, "phase": self.phase,
-                              "phase_start_epoch": self.phase_start_epoch, **self.meta}
+                              "phase_start_epoch": self.phase_start_epoch,
+                              "assign_updates": self.assign_updates, **self.meta}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         state = checkpoint.get("cfme", {})
@@ -178,3 +179,5 @@ class RecommenderModule(L.LightningModule):
             check_order_digest(state, self.meta["order_digest"], "resume")
         self.phase = state.get("phase", self.phase)
         self.phase_start_epoch = state.get("phase_start_epoch", self.phase_start_epoch)
+        # counted over the stage, so a resumed run reports every update, not its part's
+        self.assign_updates = state.get("assign_updates", self.assign_updates)

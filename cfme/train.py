@@ -332,6 +332,7 @@ def train(cfg: DictConfig, run_dir: str, resume: bool = False) -> dict:
             raise RuntimeError(f"stage {stage}: no validation ran; lower trainer "
                                f"check_val_every_n_epoch (eval.every) or raise max_epochs")
         outcome = copy.deepcopy(schedule.state_dict())  # test() restores callback state
+        assign_updates = module.assign_updates  # and the module's, from the tested checkpoint
         t0 = time.perf_counter()
         test = trainer.test(module, datamodule=datamodule, ckpt_path=schedule.result_path,
                             weights_only=False)[0]
@@ -349,7 +350,7 @@ def train(cfg: DictConfig, run_dir: str, resume: bool = False) -> dict:
             "epochs": trainer.current_epoch,
             "checkpoint": schedule.result_path,
             "history": schedule.history,
-            "assign_updates": module.assign_updates,
+            "assign_updates": assign_updates,
             "time": {"init_s": init_s, "fit_s": fit_s, "val_s": val_s,
                      "train_s": fit_s - val_s, "test_s": test_s,
                      "val_pass_s": val_s / max(1, len(module.val_seconds))},

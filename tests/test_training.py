@@ -169,6 +169,8 @@ def test_interrupted_run_resumes_to_the_same_result(tmp_path, monkeypatch, stage
     for name in ("coarse", "fine"):
         assert resumed["stages"][name]["history"] == straight["stages"][name]["history"]
         assert resumed["stages"][name]["epochs"] == straight["stages"][name]["epochs"]
+        # counted over the whole stage, not only the resumed part
+        assert resumed["stages"][name]["assign_updates"] == straight["stages"][name]["assign_updates"]
     assert resumed["test"] == straight["test"]
     a = torch.load(straight["stages"]["fine"]["checkpoint"], weights_only=False)["state_dict"]
     b = torch.load(resumed["stages"]["fine"]["checkpoint"], weights_only=False)["state_dict"]
